@@ -1,0 +1,139 @@
+"""Content-addressed, memory-mapped feature cache.
+
+Frozen features are computed once per (model + weights hash, task, split, preprocessing, augmentation
+view) and reused for every epoch and seed. An entry is a folder ``<cache>/<key[:2]>/<key>/`` of ``.npy``
+arrays (opened memory-mapped) and ``entry.json`` (shapes, dtypes, blake2b digests, the key's parts). It is
+written into a temporary sibling folder and renamed into place (atomic); a lock file keeps two local
+processes from building the same entry at once; a reader never trusts an entry without its completion
+marker and re-checks sizes and digests, so a corrupt entry is detected, removed and recomputed.
+
+For several machines, point ``--cache-dir`` at a shared file system; without one each machine builds its
+own entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_FORMAT = "1"
+COMPLETE = "COMPLETE"
+log = logging.getLogger(__name__)
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """Hash of every part that changes the features (model, weights, task, split, pipeline, views, ...)."""
+    blob = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ArrayWriter:
+    """Creates the arrays of a new entry (memory-mapped ``.npy`` files) inside a temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.arrays: dict[str, np.memmap] = {}
+
+    def create(self, name: str, shape: tuple[int, ...], dtype: np.dtype | str) -> np.memmap:
+        arr = np.lib.format.open_memmap(self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        self.arrays[name] = arr
+        return arr
+
+
+class FeatureCache:
+    """The on-disk cache rooted at ``root`` (``--cache-dir``)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def entry_dir(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        lock_path = self.root / key[:2] / f"{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self, key: str) -> dict[str, np.ndarray] | None:
+        """The entry's arrays (memory-mapped, read-only), or None if absent, incomplete or corrupt."""
+        folder = self.entry_dir(key)
+        if not (folder / COMPLETE).is_file():
+            return None
+        try:
+            info = json.loads((folder / "entry.json").read_text())
+            arrays = {}
+            for name, meta in info["arrays"].items():
+                path = folder / f"{name}.npy"
+                if path.stat().st_size != meta["bytes"] or _digest(path) != meta["blake2b"]:
+                    raise ValueError(f"{path.name} does not match its digest")
+                arr = np.load(path, mmap_mode="r")
+                if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]:
+                    raise ValueError(f"{path.name} has shape {arr.shape}, expected {meta['shape']}")
+                arrays[name] = arr
+            return arrays
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            log.warning("feature cache entry %s is corrupt (%s); recomputing it", folder, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+
+    def get_or_build(self, key: str, parts: dict[str, Any],
+                     build: Callable[[ArrayWriter], None]) -> tuple[dict[str, np.ndarray], bool]:
+        """Return ``(arrays, hit)``; on a miss ``build(writer)`` fills a new entry, which is then published."""
+        found = self.load(key)
+        if found is not None:
+            return found, True
+        with self._lock(key):
+            found = self.load(key)  # another process may have built it while we waited
+            if found is not None:
+                return found, True
+            final = self.entry_dir(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}.tmp-"))
+            try:
+                writer = ArrayWriter(tmp)
+                build(writer)
+                meta = {}
+                for name, arr in writer.arrays.items():
+                    arr.flush()
+                    path = tmp / f"{name}.npy"
+                    meta[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype),
+                                  "bytes": path.stat().st_size, "blake2b": _digest(path)}
+                writer.arrays.clear()
+                (tmp / "entry.json").write_text(json.dumps({"key": key, "parts": parts, "arrays": meta},
+                                                           indent=1, default=str))
+                (tmp / COMPLETE).write_text("ok\n")
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+        loaded = self.load(key)
+        if loaded is None:  # pragma: no cover - only if the file system loses our files
+            raise RuntimeError(f"feature cache entry {final} vanished after writing")
+        return loaded, False

@@ -1,0 +1,182 @@
+"""``cbench run``: score models on tasks with frozen-encoder probing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import CbenchError
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in _csv(value)]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"--seeds {value!r} is malformed; use integers like 0,1,2") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds {value!r}: seeds must be distinct non-negative integers")
+    return seeds
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
+    return n
+
+
+def _model_args(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in _csv(value):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"--model-args item {item!r} is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        pairs.append((k.strip(), v.strip()))
+    return tuple(pairs)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``demo``-like commands."""
+    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0; 0,1,2 for a table)")
+    p.add_argument("--tier", choices=("full", "smoke"), default="full",
+                   help="full = the paper's protocol (default); smoke = a handful of samples, 2 epochs, ~64 px")
+    p.add_argument("--protocol", choices=("cached", "paper"), default="cached",
+                   help="cached = flip views encoded once (default); paper = re-encode augmented inputs each epoch")
+    p.add_argument("--limit", type=_positive, help="use the first N samples of each split (stamped in the result)")
+    p.add_argument("--epochs", type=_positive, help="override the card's epochs (stamped in the result)")
+    p.add_argument("--batch-size", type=_positive, help="override the card's batch size (stamped in the result)")
+    p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for reading and encoding")
+    p.add_argument("--cache-dir", help="feature cache (default ~/.cache/copernicus-bench/features, $CBENCH_CACHE_DIR)")
+    p.add_argument("--cache-budget", type=float, default=8.0, metavar="GB",
+                   help="largest dense feature cache per job in GB; above it maps are encoded on the fly")
+    p.add_argument("--weights-dir", help="checkpoints folder (default ~/.cache/copernicus-bench/weights)")
+    p.add_argument("--model-args", type=_model_args, default=(), metavar="K=V,...",
+                   help="keyword arguments for the model factory, e.g. config=tiny,random_init=true")
+    p.add_argument("--out", default="results", help="results folder (default ./results)")
+    p.add_argument("--overwrite", action="store_true", help="redo results that already exist")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="probe frozen encoders on tasks and write result files",
+                       description="Freeze each encoder, train the paper's probe on each task, write one JSON "
+                                   "per (model, weights, task, tier, protocol, seed, overrides).")
+    p.add_argument("--model", required=True, type=_csv, help="model name(s), comma-separated (see 'cbench models')")
+    p.add_argument("--task", required=True, help="'all' or comma-separated task slugs (see 'cbench tasks')")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data-root", help="data root (default ./data or $CBENCH_DATA_ROOT)")
+    src.add_argument("--sample", action="store_true", help="use the built-in generated sample (numbers mean nothing)")
+    add_run_options(p)
+    p.add_argument("--launcher", default="local", help="local (default) or ray")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import paths
+    from ..models_registry import MODELS
+    from ..registry import closest
+    from ..results import ensure_writable
+    from ..runner import expand_grid, make_adapter
+    from ..tasks import resolve_tasks
+
+    if args.launcher not in ("local", "ray"):
+        raise CbenchError(f"--launcher {args.launcher!r} is unknown; use 'local' or 'ray'")
+    for name in args.model:
+        if name not in MODELS:
+            raise CbenchError(f"--model: unknown model '{name}'{closest(name, MODELS.names())}; "
+                              "see 'cbench models'")
+    cards = resolve_tasks(args.task)
+    ensure_writable(args.out)
+    if not args.sample:
+        root = paths.data_root(args.data_root)
+        if not root.is_dir():
+            raise CbenchError(f"--data-root {root} does not exist; download with 'cbench download --task all "
+                              f"--data-root {root}' or use --sample")
+    common = dict(tier=args.tier, protocol=args.protocol, data_root=args.data_root, sample=args.sample,
+                  weights_dir=args.weights_dir, cache_dir=args.cache_dir, out_dir=args.out, device=args.device,
+                  batch_size=args.batch_size, epochs=args.epochs, limit=args.limit, num_workers=args.num_workers,
+                  cache_budget_gb=args.cache_budget, model_args=args.model_args, overwrite=args.overwrite)
+    explicit = args.task.strip() != "all"
+    specs = []
+    for name in args.model:
+        probe = expand_grid([name], [cards[0].slug], [args.seeds[0]], **common)[0]
+        adapter = make_adapter(probe)
+        for card in cards:
+            reason = adapter.applicability(card)
+            if reason and explicit:
+                raise CbenchError(f"model '{name}' does not apply to task '{card.slug}': {reason}")
+        specs += expand_grid([name], [c.slug for c in cards], args.seeds, **common)
+    if args.sample:
+        print("cbench: using the built-in generated sample: the numbers say nothing about the models",
+              file=sys.stderr)
+    outcomes = _launch(specs, args)
+    _summary(outcomes)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _launch(specs, args):
+    if args.launcher == "ray":
+        from ..launchers import launch
+
+        return launch(specs, launcher="ray", ray_address=args.ray_address)
+    return run_local(specs)
+
+
+def run_local(specs, progress: bool = True):
+    """Run jobs in this process; a model whose weights are missing fails fast (its other jobs are not tried)."""
+    from ..runner import RunOutcome, run_one
+
+    outcomes, dead = [], {}
+    for spec in specs:
+        if spec.model in dead:
+            outcomes.append(RunOutcome(spec, "failed", None, dead[spec.model], None, error_kind="weights"))
+            continue
+        outcome = run_one(spec, progress=progress)
+        if outcome.status == "failed" and outcome.error_kind == "weights":
+            dead[spec.model] = outcome.message
+            print(f"cbench: error: {outcome.message}", file=sys.stderr)
+        outcomes.append(outcome)
+        _report(outcome)
+    return outcomes
+
+
+def _report(o) -> None:
+    s = o.spec
+    if o.status == "done":
+        print(f"done     {s.model} {s.task} seed {s.seed}: {o.metric:.3f} → {o.path}", file=sys.stderr)
+    elif o.status == "skipped":
+        print(f"skipped  {s.model} {s.task} seed {s.seed}: {o.message}", file=sys.stderr)
+    elif o.status == "not-applicable":
+        print(f"-        {s.model} {s.task}: not applicable ({o.message})", file=sys.stderr)
+    elif o.error_kind != "weights":
+        print(f"FAILED   {s.model} {s.task} seed {s.seed}: {o.message}", file=sys.stderr)
+
+
+def _summary(outcomes) -> None:
+    from collections import Counter
+
+    from tabulate import tabulate
+
+    rows = []
+    for o in outcomes:
+        if o.status in ("done", "skipped", "failed"):
+            metric = f"{o.metric:.3f}" if o.metric is not None else ""
+            rows.append([o.spec.model, o.spec.task, o.spec.seed, o.status, metric,
+                         o.message if o.status == "failed" else (o.path or "")])
+    counts = Counter(o.status for o in outcomes)
+    if rows and len(rows) <= 60:
+        print(tabulate(rows, headers=["model", "task", "seed", "status", "metric", "file / message"],
+                       tablefmt="simple", maxcolwidths=[None, None, None, None, None, 70]), file=sys.stderr)
+    print("cbench run: " + ", ".join(f"{counts[k]} {k}" for k in ("done", "skipped", "not-applicable", "failed")
+                                     if counts[k]), file=sys.stderr)
