@@ -1,0 +1,595 @@
+"""Leaderboard tables and chart, generated from result files (never typed; lm-eval's habit).
+
+Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
+
+* **Rows** are the tasks of the task cards, in card order, grouped by the paper's three levels; the task
+  name, metric and its direction (↑/↓) come from the card.
+* **Columns** are (model, weights source): ``released``, a user checkpoint ``user:<sha8>`` or
+  ``random-init`` (shown "(random init)"). Seeds are aggregated inside a column (so ``random``, whose
+  weights hash changes per seed, is one column). A column is also split by what must never be averaged
+  together, each marked in its header: tier (``†`` smoke), protocol (``‡`` paper), the built-in generated
+  sample data (``§``) and any other override (``+o<hash>``). Results of different tiers are therefore never
+  mixed silently: they are different columns.
+* **Cells**: mean ± sample std (ddof=1) over seeds, then ``(n=k)`` seeds (a single seed shows no ±);
+  ``-`` where the task is not in the column's ``applicable_tasks``; ``…`` where an applicable run is
+  missing. The best cell of a row is bold, compared only with columns of the same *group* (tier, protocol,
+  sample data) — a smoke number never beats a full one.
+* ``--compare-paper``: the paper's number (card ``paper[model]``) beside each cell of a released/user
+  column (and of the ``random`` baseline), compared on ``per_batch`` (how the paper computed its metric);
+  a difference beyond paper std + tolerance is flagged ``⚠`` — for full-tier runs on real data only.
+* **Summary** (per group): mean rank (1 = best; ties share the mean rank) and a normalised score — per task
+  min-max between the ``random`` baseline column (the worst column when there is none) and the best
+  column, averaged (GEO-Bench style, shared/harness-anchors.md) — over only the tasks every ranked column
+  has, with that count shown (missing tasks are never silently dropped or counted; MTEB's complaint).
+
+Values are shown as stored, except a metric whose ``unit`` is ``fraction``, which is shown in percent as the
+paper does.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CbenchError
+
+if TYPE_CHECKING:
+    from .cards import TaskCard
+
+LEADERBOARD_SCHEMA = "copernicus-bench/leaderboard/v1"
+RANDOM_BASELINE = "random"  # the model whose column anchors the normalised score at 0
+DEFAULT_TOLERANCE = 1.0
+METRIC_LABELS = {"oa": "OA", "map-micro": "mAP", "miou": "mIoU", "rmse": "RMSE"}
+MARK_SMOKE, MARK_PAPER_PROTOCOL, MARK_SAMPLE = "†", "‡", "§"
+NOT_APPLICABLE, MISSING = "-", "…"
+WEIGHTS_ORDER = {"released": 0, "user": 1, "random-init": 2}
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: (model, weights source) within one tier/protocol/data/override group."""
+
+    model: str
+    weights: str  # released | user:<sha8> | random-init
+    tier: str = "full"
+    protocol: str = "cached"
+    sample_data: bool = False
+    override_hash: str = ""
+    display: str = ""
+
+    @property
+    def id(self) -> str:
+        parts = [self.model, self.weights, self.tier, self.protocol]
+        if self.sample_data:
+            parts.append("sample")
+        if self.override_hash:
+            parts.append(f"o{self.override_hash}")
+        return "/".join(parts)
+
+    @property
+    def group(self) -> tuple[str, str, bool]:
+        """Columns comparable with each other (best-in-row, ranks, normalised score)."""
+        return (self.tier, self.protocol, self.sample_data)
+
+    @property
+    def label(self) -> str:
+        """Header text: display name plus its marks."""
+        marks = ""
+        if self.tier != "full":
+            marks += MARK_SMOKE if self.tier == "smoke" else f"[{self.tier}]"
+        if self.protocol == "paper":
+            marks += MARK_PAPER_PROTOCOL
+        elif self.protocol != "cached":
+            marks += f"[{self.protocol}]"
+        if self.sample_data:
+            marks += MARK_SAMPLE
+        if self.override_hash:
+            marks += f" +o{self.override_hash}"
+        return f"{self.display or self.model}{marks}"
+
+
+@dataclass
+class Cell:
+    """One (task, column) cell."""
+
+    status: str  # "value" | "not-applicable" | "missing"
+    values: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    per_batch: list[float] = field(default_factory=list)
+    best: bool = False
+    paper_mean: float | None = None
+    paper_std: float | None = None
+    paper_diff: float | None = None
+    paper_flag: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    @property
+    def per_batch_mean(self) -> float | None:
+        return statistics.fmean(self.per_batch) if self.per_batch else None
+
+
+@dataclass
+class Row:
+    card: TaskCard
+    cells: dict[str, Cell]  # column id -> cell
+
+
+@dataclass
+class GroupSummary:
+    group: tuple[str, str, bool]
+    columns: list[str]  # column ids ranked
+    tasks: list[str]  # tasks every ranked column has
+    mean_rank: dict[str, float]
+    norm_score: dict[str, float]
+    anchor: str  # how the normalised score's 0 was chosen
+
+
+@dataclass
+class Leaderboard:
+    columns: list[Column]
+    rows: list[Row]
+    metric: str
+    compare_paper: bool
+    tolerance: float
+    summaries: list[GroupSummary]
+    notes: list[str]
+    created: str
+
+    @property
+    def sample_data(self) -> bool:
+        return any(c.sample_data for c in self.columns)
+
+
+# ----------------------------------------------------------------------------- building
+def weights_label(result: dict[str, Any]) -> str:
+    """The column's weights source: ``released``, ``user:<sha8>`` or ``random-init``."""
+    w = result.get("weights") or {}
+    source = w.get("source", "user")
+    if source == "user":
+        return w.get("label") or f"user:{str(w.get('sha256', ''))[:8]}"
+    return source
+
+
+def display_name(model: str, weights: str) -> str:
+    """Derived header name when a result has no ``model_display``."""
+    if weights == "released":
+        return model
+    if weights == "random-init":
+        return model if model == RANDOM_BASELINE else f"{model} (random init)"
+    return f"{model} ({weights})"
+
+
+def column_of(result: dict[str, Any]) -> Column:
+    w = weights_label(result)
+    return Column(model=str(result["model"]), weights=w, tier=str(result.get("tier", "full")),
+                  protocol=str(result.get("protocol", "cached")), sample_data=bool(result.get("sample_data")),
+                  override_hash=str(result.get("override_hash") or ""),
+                  display=str(result.get("model_display") or display_name(str(result["model"]), w)))
+
+
+def _metric_value(result: dict[str, Any], which: str) -> float | None:
+    metric = result.get("metric") or {}
+    value = metric.get(which)
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(value):
+        return None
+    if metric.get("unit") == "fraction":
+        value *= 100.0
+    return value
+
+
+def _column_sort_key(col: Column, model_order: dict[str, int]) -> tuple:
+    group_rank = (col.tier != "full", col.protocol != "cached", col.sample_data)
+    return (group_rank, col.tier, col.protocol, model_order.get(col.model, len(model_order)), col.model,
+            WEIGHTS_ORDER.get(col.weights.split(":")[0], 3), col.weights, col.override_hash)
+
+
+def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCard], metric: str = "global",
+                      compare_paper: bool = False, tolerance: float = DEFAULT_TOLERANCE) -> Leaderboard:
+    """Aggregate loaded results (``results.load_results``) into a leaderboard over ``cards``."""
+    if metric not in ("global", "per_batch"):
+        raise CbenchError(f"--metric {metric!r}: must be 'global' or 'per_batch'")
+    if tolerance < 0:
+        raise CbenchError(f"--tolerance {tolerance}: must be >= 0")
+    cards = sorted(cards, key=lambda c: c.level)  # stable: card order inside a level
+    by_slug = {c.slug: c for c in cards}
+
+    columns: dict[str, Column] = {}
+    applicable: dict[str, set[str]] = {}
+    bucket: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    unknown: set[str] = set()
+    for r in results:
+        if r["task"] not in by_slug:
+            unknown.add(r["task"])
+            continue
+        col = column_of(r)
+        col = columns.setdefault(col.id, col)
+        applicable.setdefault(col.id, set()).update(r.get("applicable_tasks") or [])
+        bucket.setdefault((r["task"], col.id), []).append(r)
+    for slug in sorted(unknown):
+        warnings.warn(f"results for task '{slug}' skipped: no task card of that name", stacklevel=2)
+
+    model_order: dict[str, int] = {}
+    for card in cards:
+        for m in card.paper:
+            model_order.setdefault(m, len(model_order))
+    model_order.setdefault(RANDOM_BASELINE, -1)
+    ordered = sorted(columns.values(), key=lambda c: _column_sort_key(c, model_order))
+
+    rows: list[Row] = []
+    for card in cards:
+        cells: dict[str, Cell] = {}
+        for col in ordered:
+            rs = sorted(bucket.get((card.slug, col.id), []), key=lambda r: int(r["seed"]))
+            if not rs:
+                status = "missing" if card.slug in applicable[col.id] else "not-applicable"
+                cells[col.id] = Cell(status=status)
+                continue
+            cell = Cell(status="value")
+            for r in rs:
+                v = _metric_value(r, metric)
+                if v is None:
+                    warnings.warn(f"{r.get('_path', r['task'])}: metric '{metric}' is missing or NaN; "
+                                  "left out of the mean", stacklevel=2)
+                    continue
+                cell.values.append(v)
+                cell.seeds.append(int(r["seed"]))
+                pb = _metric_value(r, "per_batch")
+                if pb is not None:
+                    cell.per_batch.append(pb)
+            if not cell.values:
+                cell.status = "missing"
+            cells[col.id] = cell
+            if compare_paper:
+                _compare_with_paper(cell, col, card, tolerance)
+        _mark_best(cells, ordered, card.higher_is_better)
+        rows.append(Row(card=card, cells=cells))
+
+    summaries = [_summarise(group, [c for c in ordered if c.group == group], rows)
+                 for group in dict.fromkeys(c.group for c in ordered)]
+    notes = _notes(ordered, metric, compare_paper, tolerance)
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Leaderboard(columns=ordered, rows=rows, metric=metric, compare_paper=compare_paper,
+                       tolerance=tolerance, summaries=summaries, notes=notes, created=created)
+
+
+def _paper_comparable(col: Column) -> bool:
+    """The paper's number describes released weights (or the random baseline), not other random inits."""
+    return col.weights != "random-init" or col.model == RANDOM_BASELINE
+
+
+def _compare_with_paper(cell: Cell, col: Column, card: TaskCard, tolerance: float) -> None:
+    paper = card.paper.get(col.model)
+    if paper is None or not _paper_comparable(col):
+        return
+    cell.paper_mean, cell.paper_std = paper.mean, paper.std
+    ours = cell.per_batch_mean
+    if ours is None:
+        return
+    cell.paper_diff = ours - paper.mean
+    flaggable = col.tier == "full" and not col.sample_data
+    cell.paper_flag = flaggable and abs(cell.paper_diff) > paper.std + tolerance
+
+
+def _mark_best(cells: dict[str, Cell], columns: list[Column], higher: bool) -> None:
+    for group in dict.fromkeys(c.group for c in columns):
+        vals = [(cells[c.id].mean, c.id) for c in columns if c.group == group and cells[c.id].mean is not None]
+        if not vals:
+            continue
+        best = max(v for v, _ in vals) if higher else min(v for v, _ in vals)
+        for v, cid in vals:
+            cells[cid].best = math.isclose(v, best, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def _ranks(values: dict[str, float], higher: bool) -> dict[str, float]:
+    """1 = best; tied values share the mean of their ranks."""
+    order = sorted(values, key=lambda k: -values[k] if higher else values[k])
+    ranks: dict[str, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and math.isclose(values[order[j + 1]], values[order[i]], abs_tol=1e-12):
+            j += 1
+        for k in order[i:j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def normalised_scores(values: dict[str, float], higher: bool, anchor: float | None) -> dict[str, float]:
+    """Per-task min-max: 0 at ``anchor`` (the random baseline; the worst value when None), 1 at the best.
+
+    A task whose range is empty (every column equal to the anchor) gives no score (NaN).
+    """
+    if not values:
+        return {}
+    best = max(values.values()) if higher else min(values.values())
+    low = anchor if anchor is not None else (min(values.values()) if higher else max(values.values()))
+    span = (best - low) if higher else (low - best)
+    if span <= 0:
+        return {k: math.nan for k in values}
+    return {k: ((v - low) if higher else (low - v)) / span for k, v in values.items()}
+
+
+def _anchor_column(columns: list[Column]) -> Column | None:
+    cands = [c for c in columns if c.model == RANDOM_BASELINE and not c.override_hash]
+    return cands[0] if cands else None
+
+
+def task_scores(row: Row, columns: list[Column]) -> dict[str, float]:
+    """Normalised scores of one task for the ``columns`` (one group) that have a value there."""
+    vals = {c.id: row.cells[c.id].mean for c in columns if row.cells[c.id].mean is not None}
+    anchor_col = _anchor_column(columns)
+    anchor = vals.get(anchor_col.id) if anchor_col is not None else None
+    return normalised_scores(vals, row.card.higher_is_better, anchor)  # type: ignore[arg-type]
+
+
+def _summarise(group: tuple[str, str, bool], columns: list[Column], rows: list[Row]) -> GroupSummary:
+    ranked = [c for c in columns if any(r.cells[c.id].mean is not None for r in rows)]
+    common = [r for r in rows if ranked and all(r.cells[c.id].mean is not None for c in ranked)]
+    anchor_col = _anchor_column(ranked)
+    anchor = (f"'{anchor_col.label}' column" if anchor_col is not None
+              else "the worst column per task (no 'random' baseline column)")
+    ranks: dict[str, list[float]] = {c.id: [] for c in ranked}
+    scores: dict[str, list[float]] = {c.id: [] for c in ranked}
+    for r in common:
+        vals = {c.id: r.cells[c.id].mean for c in ranked}
+        for cid, rk in _ranks(vals, r.card.higher_is_better).items():  # type: ignore[arg-type]
+            ranks[cid].append(rk)
+        for cid, s in task_scores(r, ranked).items():
+            if not math.isnan(s):
+                scores[cid].append(s)
+    return GroupSummary(
+        group=group, columns=[c.id for c in ranked], tasks=[r.card.slug for r in common],
+        mean_rank={k: statistics.fmean(v) for k, v in ranks.items() if v},
+        norm_score={k: statistics.fmean(v) for k, v in scores.items() if v}, anchor=anchor)
+
+
+def _notes(columns: list[Column], metric: str, compare_paper: bool, tolerance: float) -> list[str]:
+    notes = [f"Metric: `{metric}` value of each result; mean ± sample std (ddof=1) over seeds, (n=k) = number "
+             "of seeds (one seed: no ±). Bold = best of the row among comparable columns (same tier, protocol "
+             "and data).",
+             f"`{NOT_APPLICABLE}` = the model does not apply to the task; `{MISSING}` = applicable, no result yet."]
+    if any(c.sample_data for c in columns):
+        notes.insert(0, f"**{MARK_SAMPLE} Results on the built-in GENERATED SAMPLE data: the numbers mean nothing "
+                        "about the models; they only show that the whole path runs.**")
+    if any(c.tier == "smoke" for c in columns):
+        notes.append(f"{MARK_SMOKE} smoke tier (a handful of samples, 2 epochs, ~64 px): not comparable with "
+                     "full-tier columns, never averaged with them.")
+    if any(c.protocol == "paper" for c in columns):
+        notes.append(f"{MARK_PAPER_PROTOCOL} paper protocol (augmented input re-encoded every epoch); other "
+                     "columns use the cached flip views.")
+    if any(c.override_hash for c in columns):
+        notes.append("+o<hash> = run with other overrides (see the result files' `overrides`).")
+    if compare_paper:
+        notes.append(f"Paper numbers (arXiv 2503.11849, mean ± std of 3 runs) beside released/user columns and "
+                     f"the random baseline, compared on `per_batch` as the paper computed; ⚠ = |ours − paper| > "
+                     f"paper std + {tolerance:g} (flagged for full-tier runs on real data only).")
+    return notes
+
+
+# ----------------------------------------------------------------------------- rendering
+def fmt(v: float | None) -> str:
+    if v is None or math.isnan(v):
+        return "nan"
+    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}"
+
+
+def cell_text(cell: Cell, markdown: bool = True, compare: bool = False) -> str:
+    if cell.status == "not-applicable":
+        return NOT_APPLICABLE
+    if cell.status == "missing" or cell.mean is None:
+        return MISSING
+    text = fmt(cell.mean) if cell.std is None else f"{fmt(cell.mean)} ± {fmt(cell.std)}"
+    if markdown and cell.best:
+        text = f"**{text}**"
+    text += f" (n={cell.n})"
+    if compare and cell.paper_mean is not None:
+        text += f" · paper {fmt(cell.paper_mean)} ± {fmt(cell.paper_std)}"
+        if cell.paper_diff is not None and cell.paper_flag:
+            text += f" ⚠ {cell.paper_diff:+.2f}"
+    return text
+
+
+def metric_label(card: TaskCard) -> str:
+    return f"{METRIC_LABELS.get(card.metric, card.metric)} {'↑' if card.higher_is_better else '↓'}"
+
+
+def markdown_table(lb: Leaderboard) -> str:
+    """The main table: level group rows, then one row per task."""
+    header = ["Task", "Metric"] + [c.label for c in lb.columns]
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |",
+             "|" + "---|" * 2 + ":---:|" * len(lb.columns)]
+    level = None
+    for row in lb.rows:
+        if row.card.level != level:
+            level = row.card.level
+            lines.append(f"| **Level {level}: {row.card.level_name}** |" + " |" * (len(header) - 1))
+        cells = [cell_text(row.cells[c.id], compare=lb.compare_paper) for c in lb.columns]
+        lines.append("| " + " | ".join([row.card.name, metric_label(row.card), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def group_title(group: tuple[str, str, bool]) -> str:
+    tier, protocol, sample = group
+    return f"tier {tier}, protocol {protocol}" + (", generated sample data" if sample else "")
+
+
+def summary_markdown(lb: Leaderboard) -> str:
+    by_id = {c.id: c for c in lb.columns}
+    out: list[str] = []
+    for s in lb.summaries:
+        out.append(f"**Summary ({group_title(s.group)})** — over the {len(s.tasks)} task(s) every ranked column "
+                   f"has{': ' + ', '.join(s.tasks) if s.tasks else ''}. Normalised score: per task 0 = {s.anchor}, "
+                   "1 = best column, averaged.")
+        out.append("")
+        if not s.tasks:
+            out.append("_No task has a result in every column of this group: no ranks computed._")
+            out.append("")
+            continue
+        out.append("| Column | Mean rank ↓ | Normalised score ↑ | Tasks |")
+        out.append("|---|:---:|:---:|:---:|")
+        for cid in sorted(s.columns, key=lambda k: s.mean_rank.get(k, math.inf)):
+            rank = s.mean_rank.get(cid)
+            score = s.norm_score.get(cid)
+            out.append(f"| {_md_escape(by_id[cid].label)} | {fmt(rank) if rank is not None else MISSING} | "
+                       f"{fmt(score) if score is not None else MISSING} | {len(s.tasks)} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def render_markdown(lb: Leaderboard) -> str:
+    parts = ["# Copernicus-Bench leaderboard", "",
+             f"Generated by `cbench leaderboard` on {lb.created} from result files; do not edit by hand.", ""]
+    parts += [f"- {n}" for n in lb.notes]
+    parts += ["", markdown_table(lb), "", summary_markdown(lb), "", "![normalised scores](scores.png)", ""]
+    return "\n".join(parts)
+
+
+def csv_rows(lb: Leaderboard) -> list[dict[str, Any]]:
+    """Tidy rows: one per (task, column)."""
+    out = []
+    for row in lb.rows:
+        for col in lb.columns:
+            cell = row.cells[col.id]
+            out.append({
+                "level": row.card.level, "level_name": row.card.level_name, "task": row.card.slug,
+                "task_name": row.card.name, "metric": row.card.metric, "higher_is_better": row.card.higher_is_better,
+                "value": lb.metric, "column": col.label, "model": col.model, "weights": col.weights,
+                "tier": col.tier, "protocol": col.protocol, "sample_data": col.sample_data,
+                "override_hash": col.override_hash, "status": cell.status, "mean": cell.mean, "std": cell.std,
+                "n": cell.n, "seeds": " ".join(map(str, cell.seeds)), "best": cell.best,
+                "per_batch_mean": cell.per_batch_mean, "paper_mean": cell.paper_mean,
+                "paper_std": cell.paper_std, "paper_flag": cell.paper_flag,
+            })
+    return out
+
+
+def to_json(lb: Leaderboard) -> dict[str, Any]:
+    return {
+        "schema": LEADERBOARD_SCHEMA, "created": lb.created, "metric": lb.metric,
+        "compare_paper": lb.compare_paper, "tolerance": lb.tolerance, "sample_data": lb.sample_data,
+        "notes": lb.notes,
+        "columns": [{"id": c.id, "label": c.label, **asdict(c)} for c in lb.columns],
+        "tasks": [{"slug": r.card.slug, "name": r.card.name, "level": r.card.level,
+                   "level_name": r.card.level_name, "metric": r.card.metric,
+                   "higher_is_better": r.card.higher_is_better,
+                   "cells": {cid: {"status": c.status, "mean": c.mean, "std": c.std, "n": c.n, "seeds": c.seeds,
+                                   "values": c.values, "best": c.best, "per_batch_mean": c.per_batch_mean,
+                                   "paper_mean": c.paper_mean, "paper_std": c.paper_std,
+                                   "paper_flag": c.paper_flag} for cid, c in r.cells.items()}}
+                  for r in lb.rows],
+        "summary": [{"group": {"tier": s.group[0], "protocol": s.group[1], "sample_data": s.group[2]},
+                     "tasks": s.tasks, "anchor": s.anchor, "mean_rank": s.mean_rank,
+                     "normalised_score": s.norm_score} for s in lb.summaries],
+    }
+
+
+def plot_scores(lb: Leaderboard, path: str | Path) -> Path:
+    """Grouped bars: per-task normalised score of each column (one panel per comparable group)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(c.group for c in lb.columns)) or [("full", "cached", False)]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(max(8.0, 0.9 * len(lb.rows) + 3), 4.2 * len(groups)),
+                             squeeze=False)
+    for ax, group in zip(axes[:, 0], groups):
+        cols = [c for c in lb.columns if c.group == group]
+        rows = [r for r in lb.rows if any(r.cells[c.id].mean is not None for c in cols)]
+        width = 0.8 / max(1, len(cols))
+        cmap = plt.get_cmap("tab10")
+        for i, col in enumerate(cols):
+            xs, ys = [], []
+            for x, r in enumerate(rows):
+                s = task_scores(r, cols).get(col.id)
+                if s is not None and not math.isnan(s):
+                    xs.append(x - 0.4 + width * (i + 0.5))
+                    ys.append(s)
+            ax.bar(xs, ys, width=width, label=col.label, color=cmap(i % 10))
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axhline(1, color="grey", linewidth=0.6, linestyle="--")
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([r.card.name for r in rows], rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel("normalised score\n(0 = random baseline, 1 = best)")
+        title = f"Copernicus-Bench, {group_title(group)} ({lb.metric} metric)"
+        if group[2]:
+            title += "\nGENERATED SAMPLE DATA: these numbers mean nothing about the models"
+        ax.set_title(title, fontsize=10)
+        if not rows:
+            ax.text(0.5, 0.5, "no results", ha="center", va="center", transform=ax.transAxes)
+        elif cols:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_leaderboard(lb: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
+    """``README.md``, ``leaderboard.csv``, ``leaderboard.json`` and ``scores.png`` in ``out_dir``."""
+    from .results import atomic_write_json, ensure_writable
+
+    out = ensure_writable(out_dir)
+    paths = {"markdown": out / "README.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json",
+             "chart": out / "scores.png"}
+    _atomic_text(paths["markdown"], render_markdown(lb))
+    rows = csv_rows(lb)
+    tmp = paths["csv"].with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        fieldnames = list(rows[0]) if rows else ["task", "column"]
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(paths["csv"])
+    atomic_write_json(paths["json"], to_json(lb))
+    plot_scores(lb, paths["chart"])
+    return paths
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def leaderboard_from_dir(results_dir: str | Path, cards: Iterable[TaskCard] | None = None, **kwargs: Any) -> Leaderboard:
+    """Load every result under ``results_dir`` and build the leaderboard over ``cards`` (default: all)."""
+    from .results import load_results
+
+    if cards is None:
+        from .tasks import list_cards
+
+        cards = list_cards()
+    return build_leaderboard(load_results(results_dir), list(cards), **kwargs)
