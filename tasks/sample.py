@@ -1,0 +1,844 @@
+"""``cbench sample``: small Copernicus-Bench datasets in exactly the released on-disk layout.
+
+The released data (HF ``wangyi111/Copernicus-Bench``, shared/copernicus-bench.md §1) cannot be downloaded
+here, so this module writes look-alikes that torchgeo 0.8.1's ``CopernicusBench*`` readers and the reference
+loaders read unchanged: the same folder and file names, split files (with or without header as released),
+GeoTIFF dtypes, band counts and orders, CRS and transform (UTM for the S1/S2 tasks, EPSG:4326 for S3,
+EPSG:3857 for Flood, EPSG:3035 for AQ; none for DFC2020 and LCZ), and dates where torchgeo's regexes and the
+reference parse them. One archive, ``eurosat_s1``, is written only as its released zip
+(``eurosat_s1.zip`` holding ``eurosat_s1/...``) so that the extraction path is exercised.
+
+Labels carry signal a probe can learn: every class has a fixed random spectral signature (per seed and
+archive) added to realistic per-band means/stds, plus smooth texture and pixel noise. Segmentation classes
+come from a smooth random field (argmax of per-class fields); multi-label images mix the signatures of the
+classes present; regression targets are a smooth latent field that also drives the image bands (linear),
+plus noise.
+
+Values: S2 uint16 TOA DN around the SSL4EO means; S1 float32 dB (DFC2020-S1 float64); Flood linear
+backscatter float32 ~0-0.15 with NaN pockets; S3 OLCI float32 raw counts (radiance / scale factor) with NaN
+pockets; S5P float32 columns (mol/m²) with NaN pockets; LCZ reflectance 0-1; Biomass target uint16 (no NaN);
+AQ labels float32 with NaN and huge no-data values (-3.4e38, |v| > 1e10); DFC2020 int32 labels 1..10 with
+some 0/3/8 (ignored by the loader); Cloud-S3 label 0 (invalid) present where the image is NaN; Flood
+label 3 (out of AOI) present.
+
+Deviations from the release (kept small to fit ~200 MB and ~1 min on 2 cores):
+
+* Cloud-S2: 128×128 crops instead of 512×512 (square, multiple of the 16-px kernel).
+* Cloud-S3: 128×128 instead of 256×256 (multiple of the 8-px kernel).
+* DFC2020: 128×128 instead of 256×256.
+* Flood-S1: 128×128 instead of 224×224 (multiple of 16); all activation ids have 7 digits (1111xxx),
+  because torchgeo's fixed-width regex ``.{18}_(?P<date>\\d{8})`` only finds the date for those (the real
+  release also has 3-digit ids, for which torchgeo returns no time; the reference parses the last token).
+  ``grid_dict_{split}.json`` carries ``path``, ``info`` (``actid``, ``aoiid``, ``datasets``) and ``clz``;
+  the reference's ``pickles/`` copies are not written.
+* LC100 / Biomass: 1-2 images per location (the release has 1-4); S3 images are 95-97 px (label 3× finer),
+  Biomass images 96 px with a 288-px target.
+* AQ: image and label share one 56×56 EPSG:3035 grid (1113.2 m pixels, as torchgeo's test data).
+* BigEarthNet / LC100 multi-label CSV header names are the class names (BigEarthNet) and the LC100 codes
+  (LC100); the loaders read them by position.
+* Sample counts are small (``DEFAULT_PER_SPLIT``); numbers and locations are synthetic.
+
+Everything is deterministic per ``seed``: the same seed gives byte-identical files (GeoTIFFs without
+timestamps, HDF5 without object times, zip entries with a fixed date).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from copernicus_bench.errors import CbenchError
+
+SAMPLE_VERSION = 1
+MARKER = ".cbench-sample-complete"
+SPLITS = ("train", "val", "test")
+
+#: Released archive folder (as inside the zip) → the task slugs it serves.
+ARCHIVES: dict[str, tuple[str, ...]] = {
+    "cloud_s2": ("cloud-s2",),
+    "cloud_s3": ("cloud-s3",),
+    "eurosat_s1": ("eurosat-s1",),
+    "eurosat_s2": ("eurosat-s2",),
+    "bigearthnet_s1s2": ("bigearthnet-s1", "bigearthnet-s2"),
+    "lc100_s3": ("lc100cls-s3", "lc100seg-s3"),
+    "dfc2020_s1s2": ("dfc2020-s1", "dfc2020-s2"),
+    "flood_s1": ("flood-s1",),
+    "lcz_s2": ("lcz-s2",),
+    "biomass_s3": ("biomass-s3",),
+    "airquality_s5p": ("aq-no2-s5p", "aq-o3-s5p"),
+}
+TASKS: tuple[str, ...] = (
+    "cloud-s2", "cloud-s3", "eurosat-s1", "eurosat-s2", "bigearthnet-s1", "bigearthnet-s2", "lc100cls-s3",
+    "dfc2020-s1", "dfc2020-s2", "lc100seg-s3", "flood-s1", "lcz-s2", "biomass-s3", "aq-no2-s5p", "aq-o3-s5p",
+)
+TASK_ARCHIVE: dict[str, str] = {t: a for a, ts in ARCHIVES.items() for t in ts}
+#: Archives written only as their released zip at the data root (folder absent).
+ZIP_ONLY: dict[str, str] = {"eurosat_s1": "eurosat_s1.zip"}
+
+#: Samples per split when ``per_split`` is None (chosen so every class is seen ≥ 4 times in
+#: multiclass tasks and the whole sample stays under ~200 MB).
+DEFAULT_PER_SPLIT: dict[str, int] = {
+    "cloud_s2": 8, "cloud_s3": 5, "eurosat_s1": 40, "eurosat_s2": 40, "bigearthnet_s1s2": 20,
+    "lc100_s3": 10, "dfc2020_s1s2": 6, "flood_s1": 6, "lcz_s2": 68, "biomass_s3": 6, "airquality_s5p": 12,
+}
+
+# ------------------------------------------------------------------------------------------------
+# Band facts (shared/copernicus-bench.md §1-2)
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+S2_MEAN = np.array([1353.7, 1117.2, 1041.8, 946.5, 1199.1, 2003.0, 2374.0, 2301.2, 2599.7, 732.1, 12.1,
+                    1820.6, 1118.2], np.float32)
+S2_STD = np.array([897.3, 736.0, 684.8, 620.0, 791.9, 1341.3, 1595.4, 1545.5, 1750.1, 475.1, 98.3, 1216.5,
+                   736.7], np.float32)
+EUROSAT_S2_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
+BEN_S2_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+S1_MEAN = np.array([-12.548, -20.192], np.float32)
+S1_STD = np.array([5.257, 5.912], np.float32)
+LCZ_MEAN = np.array([0.112, 0.104, 0.095, 0.120, 0.200, 0.237, 0.230, 0.260, 0.182, 0.112], np.float32)
+LCZ_STD = np.array([0.074, 0.068, 0.062, 0.079, 0.134, 0.160, 0.155, 0.175, 0.122, 0.074], np.float32)
+OLCI_SCALE = np.array([0.0139465, 0.0133873, 0.0121481, 0.0115198, 0.0100953, 0.0123538, 0.00879161,
+                       0.00876539, 0.0095103, 0.00773378, 0.00675523, 0.0071996, 0.00749684, 0.0086512,
+                       0.00526779, 0.00530267, 0.00493004, 0.00549962, 0.00502847, 0.00326378, 0.00324118],
+                      np.float32)
+# Typical TOA radiance (mW m-2 sr-1 nm-1) per OLCI band, Oa01 (400 nm) .. Oa21 (1020 nm).
+OLCI_RADIANCE = np.array([75, 72, 66, 58, 52, 45, 40, 39, 38, 37, 35, 30, 12, 18, 24, 28, 26, 25, 22, 14, 16],
+                         np.float32)
+OLCI_PIXEL_DEG = 0.0026949458523585646
+
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                   "PermanentCrop", "Residential", "River", "SeaLake")
+BEN_CLASSES = (
+    "Urban fabric", "Industrial or commercial units", "Arable land", "Permanent crops", "Pastures",
+    "Complex cultivation patterns",
+    "Land principally occupied by agriculture, with significant areas of natural vegetation",
+    "Agro-forestry areas", "Broad-leaved forest", "Coniferous forest", "Mixed forest",
+    "Natural grassland and sparsely vegetated areas", "Moors, heathland and sclerophyllous vegetation",
+    "Transitional woodland, shrub", "Beaches, dunes, sands", "Inland wetlands", "Coastal wetlands",
+    "Inland waters", "Marine waters",
+)
+LC100_CODES = (0, 20, 30, 40, 50, 60, 70, 80, 90, 100, 111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125,
+               126, 200)
+FLOOD_ACTS = (1111002, 1111003, 1111004, 1111005, 1111006, 1111007, 1111008, 1111009, 1111010, 1111011,
+              1111013)
+ZIP_DATE = (2025, 1, 1, 0, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Small helpers
+def _rng(seed: int, *key: str | int) -> np.random.Generator:
+    ints = [seed] + [zlib.crc32(str(k).encode()) for k in key]
+    return np.random.default_rng(ints)
+
+
+def _upsample(low: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear upsampling of (n, gh, gw) to (n, h, w)."""
+    n, gh, gw = low.shape
+    ys = np.linspace(0, gh - 1, h, dtype=np.float32)
+    xs = np.linspace(0, gw - 1, w, dtype=np.float32)
+    y0 = np.minimum(ys.astype(int), gh - 2)
+    x0 = np.minimum(xs.astype(int), gw - 2)
+    fy = (ys - y0)[None, :, None]
+    fx = (xs - x0)[None, None, :]
+    a = low[:, y0][:, :, x0]
+    b = low[:, y0][:, :, x0 + 1]
+    c = low[:, y0 + 1][:, :, x0]
+    d = low[:, y0 + 1][:, :, x0 + 1]
+    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx).astype(np.float32)
+
+
+def _smooth(rng: np.random.Generator, h: int, w: int, n: int = 1, cells: int = 5) -> np.ndarray:
+    """``n`` smooth random fields (n, h, w), roughly N(0, 1)."""
+    low = rng.standard_normal((n, cells + 1, cells + 1)).astype(np.float32)
+    return _upsample(low, h, w)
+
+
+def _class_map(rng: np.random.Generator, h: int, w: int, classes: Sequence[int], cells: int = 4) -> np.ndarray:
+    """Per-pixel class values from the argmax of smooth per-class fields."""
+    fields = _smooth(rng, h, w, n=len(classes), cells=cells)
+    return np.asarray(classes)[fields.argmax(0)]
+
+
+def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """``n`` class indices cycling over ``k`` classes, shuffled (every class ≥ n // k times)."""
+    return rng.permutation(np.arange(n) % k)
+
+
+def _spectral(rng: np.random.Generator, sig: np.ndarray, mean: np.ndarray, std: np.ndarray,
+              weights: np.ndarray, texture: float = 0.35, noise: float = 0.25) -> np.ndarray:
+    """Image (C, H, W) = mean + std · (Σ_k w_k·sig_k + texture + noise); ``weights`` is (K, H, W)."""
+    c = sig.shape[1]
+    _, h, w = weights.shape
+    z = np.einsum("kc,khw->chw", sig, weights, optimize=True)
+    z += texture * _smooth(rng, h, w, n=c, cells=8)
+    z += noise * rng.standard_normal((c, h, w), dtype=np.float32)
+    return mean[:, None, None] + std[:, None, None] * z
+
+
+def _onehot(values: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """(K, H, W) float32 indicator of each class value."""
+    return np.stack([(values == c) for c in classes]).astype(np.float32)
+
+
+def _write_tif(path: Path, arr: np.ndarray, dtype: str, crs: object = None, transform: object = None,
+               nodata: float | None = None, compress: bool = False) -> None:
+    import rasterio
+    import rasterio.errors
+    from rasterio.transform import Affine
+
+    if arr.ndim == 2:
+        arr = arr[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile: dict[str, object] = {
+        "driver": "GTiff", "count": arr.shape[0], "height": arr.shape[1], "width": arr.shape[2],
+        "dtype": dtype, "crs": crs, "transform": transform if transform is not None else Affine.identity(),
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if compress:
+        profile["compress"] = "deflate"
+    if arr.shape[0] > 1:
+        profile["interleave"] = "band"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # DFC2020: no georeference
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(arr.astype(dtype, copy=False))
+
+
+@functools.cache
+def _to_crs(epsg: int) -> object:
+    from pyproj import Transformer
+
+    return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+
+
+def _utm(lon: float, lat: float, pixel: float, h: int, w: int) -> tuple[str, object]:
+    """(EPSG code string, affine transform) of a north-up UTM tile centred near lon/lat."""
+    from rasterio.transform import Affine
+
+    zone = int((lon + 180) // 6) + 1
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    x, y = _to_crs(epsg).transform(lon, lat)
+    x0 = round((x - w * pixel / 2) / pixel) * pixel
+    y0 = round((y + h * pixel / 2) / pixel) * pixel
+    return f"EPSG:{epsg}", Affine(pixel, 0.0, x0, 0.0, -pixel, y0)
+
+
+def _geo(lon: float, lat: float, pixel: float) -> object:
+    from rasterio.transform import Affine
+
+    return Affine(pixel, 0.0, lon, 0.0, -pixel, lat)
+
+
+def _mgrs(lon: float, lat: float, rng: np.random.Generator) -> str:
+    zone = int((lon + 180) // 6) + 1
+    band = "CDEFGHJKLMNPQRSTUVWX"[min(int((lat + 80) // 8), 19)]
+    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return f"{zone:02d}{band}{letters[rng.integers(24)]}{letters[rng.integers(20)]}"
+
+
+def _stamp(rng: np.random.Generator, year: int | tuple[int, int] = (2017, 2021)) -> np.datetime64:
+    lo, hi = (year, year) if isinstance(year, int) else year
+    start = np.datetime64(f"{lo}-01-01T00:00:00")
+    span = (np.datetime64(f"{hi + 1}-01-01T00:00:00") - start).astype(int)
+    return start + np.timedelta64(int(rng.integers(span)), "s")
+
+
+def _fmt(t: np.datetime64) -> str:
+    return str(t).replace("-", "").replace(":", "")[:15]  # YYYYmmddTHHMMSS
+
+
+def _nan_pocket(rng: np.random.Generator, arr: np.ndarray, p: float = 0.5, frac: float = 0.2) -> np.ndarray:
+    """Sets a random rectangle (≤ frac of each side) of the last two axes to NaN with probability p;
+    returns the boolean pocket mask (H, W)."""
+    h, w = arr.shape[-2:]
+    mask = np.zeros((h, w), bool)
+    if rng.random() < p:
+        ph, pw = max(1, int(h * frac * rng.uniform(0.3, 1))), max(1, int(w * frac * rng.uniform(0.3, 1)))
+        y, x = rng.integers(0, h - ph + 1), rng.integers(0, w - pw + 1)
+        mask[y:y + ph, x:x + pw] = True
+        arr[..., mask] = np.nan
+    return mask
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def _csv(path: Path, header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buf.getvalue())
+
+
+def _s2_uint16(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
+
+
+def _olci_counts(rng: np.random.Generator, sig: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """S3 OLCI raw counts (float32) whose scaled radiance follows per-class spectra."""
+    rad = _spectral(rng, sig, OLCI_RADIANCE, 0.18 * OLCI_RADIANCE, weights, texture=0.3, noise=0.15)
+    rad = np.maximum(rad, 0.5)
+    return (rad / OLCI_SCALE[:, None, None]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-archive writers. Each takes (root, n per split, seed) and writes <root>/<archive>/...
+def _cloud_s2(root: Path, n: int, seed: int) -> None:
+    size = 128
+    rng = _rng(seed, "cloud_s2")
+    base = root / "cloud_s2"
+    # clear (surface, signature 0), thick cloud (bright), thin cloud (brighter), shadow (dark)
+    sig = rng.standard_normal((4, 13)).astype(np.float32) * 0.4
+    sig[1] += 2.5
+    sig[2] += 1.2
+    sig[3] -= 1.0
+    roi = 0
+    for split in SPLITS:
+        names = []
+        for _ in range(n):
+            roi += int(rng.integers(1, 40))
+            lon, lat = rng.uniform(-170, 170), rng.uniform(-50, 65)
+            t0 = _stamp(rng)
+            t1 = t0 + np.timedelta64(int(rng.integers(60, 600)), "s")
+            name = f"ROI_{roi:05d}__{_fmt(t0)}_{_fmt(t1)}_T{_mgrs(lon, lat, rng)}"
+            names.append(name)
+            crs, tr = _utm(lon, lat, 10.0, size, size)
+            mask = _class_map(rng, size, size, range(4)).astype(np.uint8)
+            img = _spectral(rng, sig, S2_MEAN, S2_STD, _onehot(mask, range(4)))
+            _write_tif(base / "s2_toa" / f"{name}.tif", _s2_uint16(img), "uint16", crs, tr)
+            _write_tif(base / "cloud" / f"{name}.tif", mask, "uint8", crs, tr, compress=True)
+        _write_lines(base / f"{split}.csv", names)
+
+
+def _cloud_s3(root: Path, n: int, seed: int) -> None:
+    size = 128
+    rng = _rng(seed, "cloud_s3")
+    base = root / "cloud_s3"
+    sig = rng.standard_normal((6, 21)).astype(np.float32) * 0.6
+    sig[2] += 1.0  # ambiguous cloud: brighter
+    sig[3] += 2.2  # sure cloud: brightest
+    sig[4] -= 1.2  # shadow: dark
+    sig[5] += 1.6  # snow/ice: bright in the visible, dark in the SWIR-ish bands
+    sig[5, 16:] -= 2.5
+    for split in SPLITS:
+        names = []
+        for _ in range(n):
+            t0 = _stamp(rng, (2019, 2021))
+            t1 = t0 + np.timedelta64(180, "s")
+            t2 = t0 + np.timedelta64(int(rng.integers(86400, 2 * 86400)), "s")
+            name = (f"S3{'AB'[int(rng.integers(2))]}_OL_1_EFR____{_fmt(t0)}_{_fmt(t1)}_{_fmt(t2)}_"
+                    f"{rng.integers(100, 400):04d}_{rng.integers(10, 70):03d}_{rng.integers(1, 400):03d}_"
+                    f"{rng.integers(1000, 4000):04d}_LN1_O_NT_002_{rng.integers(1, 6):02d}_{rng.integers(1, 6):02d}"
+                    ".tif")
+            names.append(name)
+            lon, lat = rng.uniform(-170, 170), rng.uniform(-60, 70)
+            tr = _geo(lon, lat, OLCI_PIXEL_DEG)
+            multi = _class_map(rng, size, size, range(1, 6)).astype(np.uint8)
+            img = _olci_counts(rng, sig, _onehot(multi, range(6)))
+            invalid = _nan_pocket(rng, img, p=0.7, frac=0.25)
+            multi[invalid] = 0
+            binary = np.where(np.isin(multi, (2, 3)), 2, 1).astype(np.uint8)
+            binary[invalid] = 0
+            _write_tif(base / "s3_olci" / name, img, "float32", "EPSG:4326", tr)
+            _write_tif(base / "cloud_multi" / name, multi, "uint8", "EPSG:4326", tr, compress=True)
+            _write_tif(base / "cloud_binary" / name, binary, "uint8", "EPSG:4326", tr, compress=True)
+        _write_lines(base / f"{split}.csv", names)
+
+
+def _eurosat(root: Path, n: int, seed: int, sensor: str) -> None:
+    size = 64
+    archive = f"eurosat_{sensor}"
+    rng = _rng(seed, archive)
+    base = root / archive
+    nb = 2 if sensor == "s1" else 13
+    sig = rng.standard_normal((10, nb)).astype(np.float32)
+    used: set[int] = set()
+    for split in SPLITS:
+        lines = []
+        for k in _balanced(rng, n, 10):
+            cls = EUROSAT_CLASSES[k]
+            idx = int(rng.integers(1, 3001))
+            while (k, idx) in used:
+                idx = int(rng.integers(1, 3001))
+            used.add((k, idx))
+            lon, lat = rng.uniform(-9, 28), rng.uniform(37, 60)
+            crs, tr = _utm(lon, lat, 10.0, size, size)
+            weights = np.ones((1, size, size), np.float32)
+            if sensor == "s1":
+                img = _spectral(rng, sig[k:k + 1], S1_MEAN, S1_STD, weights).astype(np.float32)
+                dtype = "float32"
+            else:
+                img = _spectral(rng, sig[k:k + 1], S2_MEAN, S2_STD, weights)
+                img = _s2_uint16(img[[S2_BANDS.index(b) for b in EUROSAT_S2_ORDER]])
+                dtype = "uint16"
+            _write_tif(base / "all_imgs" / cls / f"{cls}_{idx}.tif", img, dtype, crs, tr)
+            lines.append(f"{cls}_{idx}.jpg")
+        _write_lines(base / f"eurosat-{split}.txt", lines)
+
+
+def _bigearthnet(root: Path, n: int, seed: int) -> None:
+    size = 120
+    rng = _rng(seed, "bigearthnet_s1s2")
+    base = root / "bigearthnet_s1s2"
+    sig1 = rng.standard_normal((19, 2)).astype(np.float32)
+    sig2 = rng.standard_normal((19, 12)).astype(np.float32)
+    s2_idx = [S2_BANDS.index(b) for b in BEN_S2_ORDER]
+    for split in SPLITS:
+        rows = []
+        first = _balanced(rng, n, 19)
+        for i in range(n):
+            extra = rng.choice(19, size=int(rng.integers(0, 4)), replace=False)
+            present = sorted({int(first[i]), *map(int, extra)})
+            lon, lat = rng.uniform(-9, 28), rng.uniform(37, 68)
+            crs, tr = _utm(lon, lat, 10.0, size, size)
+            zone = crs[-2:]
+            t2 = _stamp(rng, (2017, 2018))
+            t1 = t2 - np.timedelta64(int(rng.integers(3600, 3 * 86400)), "s")
+            r, c = int(rng.integers(0, 100)), int(rng.integers(0, 100))
+            letters = _mgrs(lon, lat, rng)[-3:]
+            s1_prod = f"S1{'AB'[int(rng.integers(2))]}_IW_GRDH_1SDV_{_fmt(t1)}"
+            s1_patch = f"{s1_prod}_{zone}{letters}_{r}_{c}"
+            s2_prod = (f"S2{'AB'[int(rng.integers(2))]}_MSIL2A_{_fmt(t2)}_N9999_R{rng.integers(1, 144):03d}_"
+                       f"T{zone}{letters}")
+            s2_patch = f"{s2_prod}_{r:02d}_{c:02d}"
+            s1_path = f"{s1_prod}/{s1_patch}/{s1_patch}_allbands.tif"
+            s2_path = f"{s2_prod}/{s2_patch}/{s2_patch}_allbands.tif"
+            cmap = _class_map(rng, size, size, present)
+            w = _onehot(cmap, range(19))
+            s1 = _spectral(rng, sig1, S1_MEAN, S1_STD, w).astype(np.float32)
+            s2 = _s2_uint16(_spectral(rng, sig2, S2_MEAN[s2_idx], S2_STD[s2_idx], w))
+            _write_tif(base / "BigEarthNet-S1-5%" / s1_path, s1, "float32", crs, tr)
+            _write_tif(base / "BigEarthNet-S2-5%" / s2_path, s2, "uint16", crs, tr)
+            onehot = [1 if k in present else 0 for k in range(19)]
+            rows.append([s1_path, s2_path, *onehot])
+        _csv(base / f"multilabel-{split}.csv", ["s1_path", "s2_path", *BEN_CLASSES], rows)
+
+
+def _s3_location_images(rng: np.random.Generator, folder: Path, latent_hr: np.ndarray, make_image:
+                        Callable[[np.ndarray], np.ndarray], lon: float, lat: float, year: int,
+                        count: int) -> list[str]:
+    """Writes ``count`` S3 OLCI images (block means of a 3×-finer latent) of one location."""
+    files = []
+    for _ in range(count):
+        t0 = _stamp(rng, year)
+        t1 = t0 + np.timedelta64(int(rng.integers(8, 300)), "s")
+        fname = f"S3{'AB'[int(rng.integers(2))]}_{_fmt(t0)}_{_fmt(t1)}.tif"
+        while fname in files:
+            fname = fname.replace(".tif", "0.tif")
+        img = make_image(latent_hr)
+        _nan_pocket(rng, img, p=0.4, frac=0.15)
+        _write_tif(folder / fname, img, "float32", "EPSG:4326", _geo(lon, lat, OLCI_PIXEL_DEG))
+        files.append(fname)
+    return sorted(files)
+
+
+def _block_mean(a: np.ndarray, f: int = 3) -> np.ndarray:
+    k, h, w = a.shape
+    return a[:, : h - h % f, : w - w % f].reshape(k, h // f, f, w // f, f).mean((2, 4))
+
+
+def _lc100(root: Path, n: int, seed: int) -> None:
+    rng = _rng(seed, "lc100_s3")
+    base = root / "lc100_s3"
+    sig = rng.standard_normal((23, 21)).astype(np.float32)
+    pid_no = 200000
+    for split in SPLITS:
+        rows, static = [], []
+        first = _balanced(rng, n, 23)
+        for i in range(n):
+            pid_no += int(rng.integers(1, 5000))
+            lon, lat = round(rng.uniform(-170, 170) * 4) / 4, round(rng.uniform(-55, 70) * 4) / 4
+            pid = f"{pid_no:07d}_{lon:.2f}_{lat:.2f}"
+            h, w = (int(v) for v in rng.integers(95, 98, size=2))
+            extra = rng.choice(23, size=int(rng.integers(1, 4)), replace=False)
+            present = sorted({int(first[i]), *map(int, extra)})
+            codes = np.asarray(LC100_CODES)
+            label = _class_map(rng, 3 * h, 3 * w, codes[present]).astype(np.uint8)
+            onehot_hr = _onehot(label, LC100_CODES)
+
+            def make(hr: np.ndarray) -> np.ndarray:
+                return _olci_counts(rng, sig, _block_mean(hr))
+
+            files = _s3_location_images(rng, base / "s3_olci" / pid, onehot_hr, make, lon, lat, 2019,
+                                        1 + int(i % 3 == 0))
+            _write_tif(base / "lc100" / f"{pid}.tif", label, "uint8", "EPSG:4326",
+                       _geo(lon, lat, OLCI_PIXEL_DEG / 3), compress=True)
+            codes_present = set(np.unique(label).tolist())
+            rows.append([pid, *[int(c in codes_present) for c in LC100_CODES]])
+            static.append([pid, files[int(rng.integers(len(files)))]])
+        _csv(base / f"multilabel-{split}.csv", ["PID", *map(str, LC100_CODES)], rows)
+        _csv(base / f"static_fnames-{split}.csv", None, static)
+
+
+def _dfc2020(root: Path, n: int, seed: int) -> None:
+    size = 128
+    rng = _rng(seed, "dfc2020_s1s2")
+    base = root / "dfc2020_s1s2"
+    sig1 = rng.standard_normal((11, 2)).astype(np.float32)
+    sig2 = rng.standard_normal((11, 13)).astype(np.float32)
+    main = (1, 2, 4, 5, 6, 7, 9, 10)
+    used: set[str] = set()
+    for split in SPLITS:
+        names = []
+        for i in range(n):
+            present = list(rng.choice(main, size=int(rng.integers(3, 6)), replace=False))
+            present.append(main[(i + SPLITS.index(split)) % len(main)])
+            if i % 2 == 0:
+                present.append((3, 8)[(i // 2) % 2])  # savanna / snow: mapped to ignore by the loader
+            label = _class_map(rng, size, size, sorted(set(map(int, present)))).astype(np.int32)
+            if i % 3 == 0:
+                label[rng.random((size, size)) < 0.01] = 0  # background: ignored
+            w = _onehot(label, range(11))
+            s1 = _spectral(rng, sig1, S1_MEAN, S1_STD, w).astype(np.float64)
+            s2 = _s2_uint16(_spectral(rng, sig2, S2_MEAN, S2_STD, w))
+            name = ""
+            while not name or name in used:
+                kind = ("validation", "test")[int(rng.integers(2))]
+                name = f"ROIs0000_{kind}_dfc_0_p{int(rng.integers(1, 1000))}.tif"
+            used.add(name)
+            names.append(name)
+            _write_tif(base / "s1" / name.replace("dfc", "s1"), s1, "float64", "EPSG:4326")
+            _write_tif(base / "s2" / name.replace("dfc", "s2"), s2, "uint16", "EPSG:4326")
+            _write_tif(base / "dfc" / name, label, "int32", "EPSG:4326", compress=True)
+        _write_lines(base / f"dfc-{split}-new.csv", names)
+
+
+def _flood(root: Path, n: int, seed: int) -> None:
+    from rasterio.transform import Affine
+
+    size = 128
+    rng = _rng(seed, "flood_s1")
+    base = root / "flood_s1"
+    to_merc = _to_crs(3857)
+    # Linear backscatter: land ~ (0.10, 0.025); water dark (0.01, 0.003).
+    land = np.array([0.10, 0.026], np.float32)
+    water = np.array([0.012, 0.003], np.float32)
+    for split in SPLITS:
+        grid: dict[str, dict[str, object]] = {}
+        for _ in range(n):
+            act = int(FLOOD_ACTS[int(rng.integers(len(FLOOD_ACTS)))])
+            aoi = int(rng.integers(1, 10))
+            key = hashlib.md5(rng.bytes(16)).hexdigest()
+            path = f"{act}/{aoi:02d}/{key}"
+            post = _stamp(rng, (2017, 2022))
+            pre1 = post - np.timedelta64(int(rng.integers(6, 30)) * 86400, "s")
+            pre2 = pre1 - np.timedelta64(int(rng.integers(6, 30)) * 86400, "s")
+            days = {"MS1": _fmt(post)[:8], "SL1": _fmt(pre1)[:8], "SL2": _fmt(pre2)[:8]}
+            lon, lat = rng.uniform(-10, 30), rng.uniform(35, 60)
+            x, y = to_merc.transform(lon, lat)
+            tr = Affine(10.0, 0.0, round(x / 10) * 10, 0.0, -10.0, round(y / 10) * 10)
+            label = _class_map(rng, size, size, (0, 0, 1, 2)).astype(np.uint8)
+            out = np.zeros((size, size), bool)
+            if len(grid) % 2 == 0:  # out-of-AOI strip (label 3, ignored) along one edge
+                edge = int(rng.integers(8, size // 3))
+                if rng.random() < 0.5:
+                    out[:, :edge] = True
+                else:
+                    out[:edge, :] = True
+            label[out] = 3
+            valid = (~out).astype(np.uint8)
+            datasets: dict[str, dict[str, object]] = {}
+
+            def put(name: str, arr: np.ndarray, dtype: str, ptype: str, rank: int, pname: str,
+                    datasets: dict = datasets, folder: Path = base / "data" / path, tr: object = tr) -> None:
+                datasets[name] = {"name": name, "dtype": dtype, "ptype": ptype, "rank": rank, "pname": pname}
+                _write_tif(folder / f"{name}.tif", arr, dtype, "EPSG:3857", tr, compress=dtype != "float32")
+
+            wet_pre = label == 1
+            wet_post = np.isin(label, (1, 2))
+            for ptype, rank, wet in (("SL", 2, wet_pre), ("SL", 1, wet_pre), ("MS", 1, wet_post)):
+                tag = f"{ptype}{rank}"
+                for b, pol in enumerate(("VV", "VH")):
+                    mu = np.where(wet, water[b], land[b]).astype(np.float32)
+                    tex = 1 + 0.25 * _smooth(rng, size, size, cells=8)[0]
+                    speckle = rng.gamma(4.0, 0.25, (size, size)).astype(np.float32)
+                    img = np.clip(mu * tex * speckle, 0, None).astype(np.float32)
+                    img[out & (rng.random((size, size)) < 0.5)] = np.nan
+                    put(f"{tag}_I{pol}_{act}_{aoi:02d}_{days[tag]}", img, "float32", ptype, rank, f"I{pol}")
+            put(f"MK0_MLU_{act}_{aoi:02d}_{days['MS1']}", label, "uint8", "MK", 0, "MLU")
+            put(f"MK0_MNA_{act}_{aoi:02d}_{days['MS1']}", valid, "uint8", "MK", 0, "MNA")
+            dem = (80 + 150 * _smooth(rng, size, size, cells=3)[0] - 40 * wet_post).astype(np.float32)
+            put(f"MK0_DEM_{act}_{aoi:02d}_{days['MS1']}", dem, "float32", "MK", 0, "DEM")
+            grid[key] = {"path": path, "clz": int(rng.integers(1, 4)),
+                         "info": {"actid": act, "aoiid": aoi, "datasets": datasets}}
+        (base).mkdir(parents=True, exist_ok=True)
+        (base / f"grid_dict_{split}.json").write_text(json.dumps(grid, indent=1, sort_keys=True))
+
+
+def _lcz(root: Path, n: int, seed: int) -> None:
+    import h5py
+
+    size = 32
+    rng = _rng(seed, "lcz_s2")
+    base = root / "lcz_s2"
+    base.mkdir(parents=True, exist_ok=True)
+    sig2 = rng.standard_normal((17, 10)).astype(np.float32)
+    sig1 = rng.standard_normal((17, 8)).astype(np.float32)
+    for split in SPLITS:
+        labels = _balanced(rng, n, 17)
+        sen2 = np.empty((n, size, size, 10), np.float32)
+        sen1 = np.empty((n, size, size, 8), np.float32)
+        ones = np.ones((1, size, size), np.float32)
+        for i, k in enumerate(labels):
+            s2 = _spectral(rng, sig2[k:k + 1], LCZ_MEAN, LCZ_STD, ones)
+            sen2[i] = np.clip(s2, 0, 2.8).transpose(1, 2, 0)
+            s1 = _spectral(rng, sig1[k:k + 1], np.zeros(8, np.float32), np.full(8, 0.05, np.float32), ones)
+            sen1[i] = s1.transpose(1, 2, 0)
+        label = np.eye(17, dtype="|u1")[labels]
+        with h5py.File(base / f"lcz_{split}.h5", "w", track_order=False) as f:
+            for name, data in (("label", label), ("sen1", sen1), ("sen2", sen2)):
+                f.create_dataset(name, data=data, compression="gzip", compression_opts=1, track_times=False)
+
+
+def _biomass(root: Path, n: int, seed: int) -> None:
+    rng = _rng(seed, "biomass_s3")
+    base = root / "biomass_s3"
+    sig = rng.standard_normal((1, 21)).astype(np.float32)
+    sig[0, 12:] = np.abs(sig[0, 12:]) + 1.0  # NIR rises with biomass
+    sig[0, :8] = -np.abs(sig[0, :8]) - 0.5  # visible darkens
+    target_px = 0.00088888888888
+    for split in SPLITS:
+        static = []
+        for i in range(n):
+            la, lo = int(rng.integers(-3, 7)) * 10, int(rng.integers(-8, 15)) * 10
+            tile = f"{'N' if la >= 0 else 'S'}{abs(la):02d}{'E' if lo >= 0 else 'W'}{abs(lo):03d}"
+            r, c = int(rng.integers(0, 40)), int(rng.integers(0, 40))
+            pid = f"{tile}_ESACCI-BIOMASS-L4-AGB-MERGED-100m-2020-fv4.0_{r:02d}_{c:02d}"
+            lon = lo + c * 0.256 + 0.0003
+            lat = la - r * 0.256 - 0.0003
+            latent = _smooth(rng, 288, 288, cells=4)  # (1, 288, 288)
+            agb = 92.3 + 117.8 * (latent[0] + 0.2 * rng.standard_normal((288, 288), dtype=np.float32))
+            agb = np.clip(np.rint(agb), 0, 600).astype(np.uint16)
+
+            def make(hr: np.ndarray) -> np.ndarray:
+                return _olci_counts(rng, sig, _block_mean(hr))
+
+            files = _s3_location_images(rng, base / "s3_olci" / pid, latent, make, lon, lat, 2020,
+                                        1 + int(i % 3 == 0))
+            _write_tif(base / "biomass" / f"{pid}.tif", agb, "uint16", "EPSG:4326", _geo(lon, lat, target_px))
+            static.append([pid, files[int(rng.integers(len(files)))]])
+        _csv(base / f"static_fnames-{split}.csv", None, static)
+
+
+def _airquality(root: Path, n: int, seed: int) -> None:
+    from rasterio.transform import Affine
+
+    size = 56
+    rng = _rng(seed, "airquality_s5p")
+    base = root / "airquality_s5p"
+    quarters = ("2021-01-01_2021-04-01", "2021-04-01_2021-07-01", "2021-07-01_2021-10-01",
+                "2021-10-01_2021-12-31")
+    # image column mean/std (mol/m²), label mean/std (reference target stats), seasonal amplitude
+    spec = {"no2": (4.0e-5, 2.5e-5, 5.3167, 3.9948, 0.3), "o3": (0.14, 0.008, 4654.2632, 2589.4207, 0.06)}
+    for var, (im_mu, im_sd, lb_mu, lb_sd, amp) in spec.items():
+        used: set[str] = set()
+        for split in SPLITS:
+            pids = []
+            for _ in range(n):
+                pid = ""
+                while not pid or pid in used:
+                    pid = f"EEA_1kmgrid_2021_{var}_avg_{int(rng.integers(20, 75))}_{int(rng.integers(5, 55))}"
+                used.add(pid)
+                pids.append(pid)
+                x0 = 2_600_000 + 1113.2 * int(rng.integers(0, 3000))
+                y0 = 1_500_000 + 1113.2 * int(rng.integers(0, 3000))
+                tr = Affine(1113.2, 0.0, x0, 0.0, -1113.2, y0)
+                latent = _smooth(rng, size, size, cells=4)[0]
+                label = lb_mu + lb_sd * (0.9 * latent + 0.3 * rng.standard_normal((size, size), dtype=np.float32))
+                label = np.maximum(label, 0).astype(np.float32)
+                _nan_pocket(rng, label, p=0.5, frac=0.3)
+                if rng.random() < 0.5:  # no-data pocket with a huge value (the reference maps |v|>1e10 to NaN)
+                    nd = np.zeros_like(label)
+                    _nan_pocket(rng, nd, p=1.0, frac=0.2)
+                    label[np.isnan(nd)] = np.float32(-3.4028235e38)
+                _write_tif(base / var / "label_annual" / f"{pid}.tif", label, "float32", "EPSG:3035", tr)
+
+                def image(scale: float, latent: np.ndarray = latent, im_mu: float = im_mu,
+                          im_sd: float = im_sd) -> np.ndarray:
+                    z = latent + 0.25 * rng.standard_normal((size, size), dtype=np.float32)
+                    img = (im_mu * scale + im_sd * z).astype(np.float32)
+                    _nan_pocket(rng, img, p=0.4, frac=0.2)
+                    return img
+
+                _write_tif(base / var / "s5p_annual" / pid / "2021-01-01_2021-12-31.tif", image(1.0), "float32",
+                           "EPSG:3035", tr)
+                for q, name in enumerate(quarters):
+                    season = 1 + amp * np.cos(2 * np.pi * (q + 0.5) / 4)
+                    _write_tif(base / var / "s5p_seasonal" / pid / f"{name}.tif", image(season), "float32",
+                               "EPSG:3035", tr)
+            _write_lines(base / var / f"{split}.csv", pids)
+
+
+WRITERS: dict[str, Callable[[Path, int, int], None]] = {
+    "cloud_s2": _cloud_s2,
+    "cloud_s3": _cloud_s3,
+    "eurosat_s1": lambda r, n, s: _eurosat(r, n, s, "s1"),
+    "eurosat_s2": lambda r, n, s: _eurosat(r, n, s, "s2"),
+    "bigearthnet_s1s2": _bigearthnet,
+    "lc100_s3": _lc100,
+    "dfc2020_s1s2": _dfc2020,
+    "flood_s1": _flood,
+    "lcz_s2": _lcz,
+    "biomass_s3": _biomass,
+    "airquality_s5p": _airquality,
+}
+
+
+def _zip_folder(root: Path, folder: str, zip_name: str) -> None:
+    """Zips ``root/folder`` as ``root/zip_name`` (entries ``folder/...``, fixed dates) and removes it."""
+    src = root / folder
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    dirs = sorted({p.parent for p in files} | {src})
+    tmp = root / f".{zip_name}.tmp"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for d in dirs:
+            info = zipfile.ZipInfo(d.relative_to(root).as_posix() + "/", ZIP_DATE)
+            info.external_attr = 0o40755 << 16
+            zf.writestr(info, b"")
+        for p in files:
+            info = zipfile.ZipInfo(p.relative_to(root).as_posix(), ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, p.read_bytes(), compresslevel=1)
+    os.replace(tmp, root / zip_name)
+    shutil.rmtree(src)
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API
+def _check_per_split(per_split: object) -> int | None:
+    if per_split is None:
+        return None
+    if isinstance(per_split, bool) or not isinstance(per_split, (int, np.integer)) or per_split < 1:
+        raise CbenchError(f"--per-split: must be a positive whole number of samples per split, got {per_split!r} ; "
+                          "pass e.g. --per-split 4, or leave it out for the defaults")
+    return int(per_split)
+
+
+def resolve_tasks(tasks: str | Sequence[str] | None) -> list[str]:
+    """Task slugs from a list or a comma-separated string; ``None``/``all`` → all 15."""
+    if tasks is None:
+        return list(TASKS)
+    items = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
+    if not items or "all" in items:
+        return list(TASKS)
+    from copernicus_bench.registry import closest
+
+    for t in items:
+        if t not in TASK_ARCHIVE:
+            raise CbenchError(f"--task: unknown task '{t}'{closest(t, list(TASKS))} ; "
+                              f"choose from {', '.join(TASKS)} or 'all'")
+    return items
+
+
+def archives_for(tasks: Sequence[str]) -> list[str]:
+    """Released archives (in ``ARCHIVES`` order) that hold the given task slugs."""
+    wanted = {TASK_ARCHIVE[t] for t in tasks}
+    return [a for a in ARCHIVES if a in wanted]
+
+
+def generate_sample(out_dir: str | os.PathLike[str], tasks: list[str] | None = None,
+                    per_split: int | None = None, seed: int = 0) -> Path:
+    """Writes a data root with small datasets for ``tasks`` (default all 15) in the released layout.
+
+    Tasks sharing an archive are written together. ``per_split`` samples per split for every archive
+    (default ``DEFAULT_PER_SPLIT``). Same ``seed`` → byte-identical files. Returns the data root.
+    """
+    n_override = _check_per_split(per_split)
+    slugs = resolve_tasks(tasks)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for archive in archives_for(slugs):
+        n = n_override or DEFAULT_PER_SPLIT[archive]
+        if archive in ZIP_ONLY:
+            with tempfile.TemporaryDirectory(dir=root, prefix=f".{archive}.") as tmp:
+                WRITERS[archive](Path(tmp), n, seed)
+                _zip_folder(Path(tmp), archive, ZIP_ONLY[archive])
+                os.replace(Path(tmp) / ZIP_ONLY[archive], root / ZIP_ONLY[archive])
+            if (root / archive).is_dir():  # a stale extraction would shadow the new zip
+                shutil.rmtree(root / archive)
+        else:
+            WRITERS[archive](root, n, seed)
+    return root
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path):
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _marker_ok(path: Path) -> bool:
+    try:
+        return json.loads((path / MARKER).read_text()).get("version") == SAMPLE_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def ensure_builtin_sample() -> Path:
+    """The built-in sample (all 15 tasks, default settings) in ``paths.sample_dir()``, generated once.
+
+    Generation happens in a temporary sibling folder, gets a completion marker and is renamed into
+    place; a lock file serialises concurrent processes, and a lost rename race is tolerated.
+    """
+    from copernicus_bench.paths import sample_dir
+
+    final = sample_dir()
+    if _marker_ok(final):
+        return final
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _locked(parent / f".{final.name}.lock"):
+        if _marker_ok(final):
+            return final
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+        try:
+            t0 = time.time()
+            generate_sample(tmp)
+            (tmp / MARKER).write_text(json.dumps({"version": SAMPLE_VERSION, "seed": 0,
+                                                  "seconds": round(time.time() - t0, 1)}))
+            if final.exists():  # incomplete or outdated: move aside, then remove
+                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.old-"))
+                os.replace(final, old / "x")
+                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not _marker_ok(final):
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def sample_size_bytes(root: str | os.PathLike[str]) -> int:
+    """Total size of the files under ``root``."""
+    return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
