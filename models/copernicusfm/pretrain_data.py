@@ -1,0 +1,328 @@
+"""Copernicus-Pretrain shards → pretraining batches (Copernicus-FM, arXiv 2503.11849 §4; shared §7/§9).
+
+Pipeline per sample (as the released ``main_pretrain.py`` describes it): keep grids with all 8 modalities,
+pick one random local S1/S2 patch and one random date per modality (torchgeo's ``CopernicusPretrain`` does
+exactly that, we reuse its mapping functions), then per modality normalise (pretraining stats: S2 L1C and S1
+mean/std, OLCI scale factors, S5P raw, DEM / 10000), RandomResizedCrop(scale 0.2–1) to the modality's size,
+random horizontal flip, and build metadata ``[lon, lat, days since 1970, patch-token area km²]`` from the
+json ids. The patch area follows the crop ("augarea"): the token covers ``kernel × gsd × crop/size`` km.
+
+Per *step* (batch-level, in :func:`step_views`): random 75–100 % channel subsets for S2 and S3, and each
+metadata group (location, time, area) dropped with probability ``meta_drop`` (set to NaN for the whole batch,
+because Copernicus-FM's missing-metadata test is batch-global).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...errors import CbenchError
+
+# ---------------------------------------------------------------------------------------------------------
+# Facts (shared/copernicus-bench.md §2, §3, §7; torchgeo-notes §3 for wavelengths).
+S2_WAVELENGTHS = [440.0, 490.0, 560.0, 665.0, 705.0, 740.0, 783.0, 842.0, 860.0, 940.0, 1370.0, 1610.0, 2190.0]
+S2_BANDWIDTHS = [20.0, 65.0, 35.0, 30.0, 15.0, 15.0, 20.0, 115.0, 20.0, 20.0, 30.0, 90.0, 180.0]
+S2_PRETRAIN_MEAN = [1612.9, 1397.6, 1322.3, 1373.1, 1561.0, 2108.4, 2390.7, 2318.7, 2581.0, 837.7, 22.0, 2195.2,
+                    1537.4]
+S2_PRETRAIN_STD = [791.0, 854.3, 878.7, 1144.9, 1127.5, 1164.2, 1276.0, 1249.5, 1345.9, 577.5, 47.5, 1340.0,
+                   1142.9]
+S2_RGB = (3, 2, 1)  # B4, B3, B2 in the 13-band order B01..B08, B8A, B09..B12
+S1_WAVELENGTHS = [5e7, 5e7]
+S1_BANDWIDTHS = [1e9, 1e9]
+S1_PRETRAIN_MEAN = [-12.59, -20.26]
+S1_PRETRAIN_STD = [5.26, 5.91]
+S3_WAVELENGTHS = [400.0, 412.5, 442.5, 490.0, 510.0, 560.0, 620.0, 665.0, 673.75, 681.25, 708.75, 753.75, 761.25,
+                  764.375, 767.5, 778.75, 865.0, 885.0, 900.0, 940.0, 1020.0]
+S3_BANDWIDTHS = [15.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 7.5, 7.5, 10.0, 7.5, 7.5, 3.75, 2.5, 15.0, 20.0,
+                 10.0, 10.0, 20.0, 40.0]
+OLCI_SCALE = [0.0139465, 0.0133873, 0.0121481, 0.0115198, 0.0100953, 0.0123538, 0.00879161, 0.00876539,
+              0.0095103, 0.00773378, 0.00675523, 0.0071996, 0.00749684, 0.0086512, 0.00526779, 0.00530267,
+              0.00493004, 0.00549962, 0.00502847, 0.00326378, 0.00324118]
+DEM_SCALE = 1.0 / 10000.0
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One pretraining modality: shard member, model-facing size/kernel, normalisation, band spec."""
+
+    name: str  # key used everywhere (and the variable-embedding key for variable inputs)
+    member: str  # webdataset member suffix, e.g. ``s2_toa.pth``
+    size: int
+    kernel: int
+    gsd_km: float  # native pixel size, for the patch-area metadata
+    input_mode: str = "spectral"
+    wavelengths: tuple[float, ...] = ()
+    bandwidths: tuple[float, ...] = ()
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    scale: tuple[float, ...] | None = None
+    subset_channels: bool = False
+    has_patches: bool = False  # S1/S2 carry P local patches
+
+    @property
+    def json_key(self) -> str:
+        return self.member.removesuffix(".pth")
+
+
+MODALITIES: tuple[Modality, ...] = (
+    Modality("s1", "s1_grd.pth", 224, 16, 0.01, wavelengths=tuple(S1_WAVELENGTHS),
+             bandwidths=tuple(S1_BANDWIDTHS), mean=tuple(S1_PRETRAIN_MEAN), std=tuple(S1_PRETRAIN_STD),
+             has_patches=True),
+    Modality("s2", "s2_toa.pth", 224, 16, 0.01, wavelengths=tuple(S2_WAVELENGTHS),
+             bandwidths=tuple(S2_BANDWIDTHS), mean=tuple(S2_PRETRAIN_MEAN), std=tuple(S2_PRETRAIN_STD),
+             subset_channels=True, has_patches=True),
+    Modality("s3", "s3_olci.pth", 96, 8, 0.3, wavelengths=tuple(S3_WAVELENGTHS), bandwidths=tuple(S3_BANDWIDTHS),
+             scale=tuple(OLCI_SCALE), subset_channels=True),
+    Modality("s5p_co", "s5p_co.pth", 28, 4, 1.0, input_mode="variable"),
+    Modality("s5p_no2", "s5p_no2.pth", 28, 4, 1.0, input_mode="variable"),
+    Modality("s5p_o3", "s5p_o3.pth", 28, 4, 1.0, input_mode="variable"),
+    Modality("s5p_so2", "s5p_so2.pth", 28, 4, 1.0, input_mode="variable"),
+    Modality("dem", "dem.pth", 960, 64, 0.25 * 111.32 / 960, input_mode="variable", scale=(DEM_SCALE,)),
+)
+MODALITY_BY_NAME = {m.name: m for m in MODALITIES}
+REQUIRED_MEMBERS = tuple(m.member for m in MODALITIES) + ("json",)
+META_GROUPS = {"location": (0, 1), "time": (2,), "area": (3,)}
+
+
+def scaled_modalities(scale: float) -> tuple[Modality, ...]:
+    """Modalities with sizes scaled by ``scale`` (rounded to a multiple of each kernel; ≥ 2 tokens a side).
+
+    ``scale=1`` is the paper's sizes; smaller values are for CPU tests and throughput checks only.
+    """
+    if scale == 1.0:
+        return MODALITIES
+    out = []
+    for m in MODALITIES:
+        tokens = max(2, round(m.size * scale / m.kernel))
+        out.append(Modality(**{**m.__dict__, "size": tokens * m.kernel}))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shard discovery and json ids.
+def resolve_shards(spec: str | os.PathLike) -> list[str]:
+    """A folder (all ``*.tar`` inside), a glob, a webdataset brace pattern, or a comma-separated list."""
+    spec = str(spec)
+    if os.path.isdir(spec):
+        files = sorted(glob.glob(os.path.join(spec, "*.tar")))
+    elif "{" in spec and ".." in spec:
+        import braceexpand
+
+        files = [f for f in braceexpand.braceexpand(spec)]
+    elif "," in spec:
+        files = [s for s in spec.split(",") if s]
+    else:
+        files = sorted(glob.glob(spec))
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+        raise CbenchError(f"--shards {spec}: no .tar shards found; pass a folder of example-*.tar shards "
+                          "(e.g. from 'cbench pretrain-sample --out DIR')")
+    return files
+
+
+_LONLAT = re.compile(r"_(-?\d+(?:\.\d+)?)_(-?\d+(?:\.\d+)?)(?=$|/)")
+_DATE = re.compile(r"(\d{8})")
+
+
+def parse_id(sample_id: str) -> tuple[float, float, float]:
+    """``[lon, lat, days since 1970]`` from a Copernicus-Pretrain id (NaN for what is not in it).
+
+    Ids look like ``grid/patch_lon_lat/YYYYMMDD`` (S1/S2), ``grid_lon_lat/YYYYMMDD`` (S3/S5P), ``grid_lon_lat``
+    (DEM); the last ``_lon_lat`` pair is the patch (or grid-cell) centre.
+    """
+    lon = lat = days = math.nan
+    pairs = _LONLAT.findall(sample_id)
+    if pairs:
+        lon, lat = float(pairs[-1][0]), float(pairs[-1][1])
+    tail = sample_id.rsplit("/", 1)[-1] if "/" in sample_id else ""
+    m = _DATE.search(tail)
+    if m:
+        s = m.group(1)
+        try:
+            days = float((date(int(s[:4]), int(s[4:6]), int(s[6:])) - date(1970, 1, 1)).days)
+        except ValueError:
+            days = math.nan
+    return lon, lat, days
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-sample processing.
+def normalise(x: torch.Tensor, mod: Modality) -> torch.Tensor:
+    """Pretraining normalisation (shared §2): mean/std for S1/S2, scale factors for S3 and DEM, raw S5P."""
+    x = torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    if mod.mean is not None:
+        mean = torch.tensor(mod.mean).view(-1, 1, 1)
+        std = torch.tensor(mod.std).view(-1, 1, 1)
+        x = (x - mean) / std
+    if mod.scale is not None:
+        x = x * torch.tensor(mod.scale).view(-1, 1, 1)
+    return x
+
+
+def random_resized_crop(x: torch.Tensor, size: int, rng: random.Random, scale=(0.2, 1.0),
+                        ratio=(3 / 4, 4 / 3), hflip: bool = True) -> tuple[torch.Tensor, float]:
+    """torchvision's RandomResizedCrop parameter draw + bilinear resize + random hflip on (C,H,W).
+
+    Returns the output and the crop's side length relative to the input (sqrt of the crop area fraction),
+    used to scale the patch-area metadata.
+    """
+    _, h, w = x.shape
+    area = h * w
+    top, left, ch, cw = 0, 0, h, w
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw_ = int(round(math.sqrt(target * aspect)))
+        ch_ = int(round(math.sqrt(target / aspect)))
+        if 0 < cw_ <= w and 0 < ch_ <= h:
+            top, left, ch, cw = rng.randint(0, h - ch_), rng.randint(0, w - cw_), ch_, cw_
+            break
+    crop = x[:, top:top + ch, left:left + cw]
+    out = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    if hflip and rng.random() < 0.5:
+        out = out.flip(-1)
+    return out.contiguous(), math.sqrt((ch * cw) / (h * w))
+
+
+def pick_one(sample: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """One random local S1/S2 patch (same index for both, as torchgeo) and one random date per modality."""
+    meta = sample["json"]
+    out: dict[str, Any] = {"__key__": sample.get("__key__", ""), "json": {}}
+    p_idx = None
+    for mod in MODALITIES:
+        x, ids = sample[mod.member], meta[mod.json_key]
+        if mod.has_patches:
+            if p_idx is None:
+                p_idx = rng.randint(0, x.shape[0] - 1)
+            x, ids = x[p_idx], ids[p_idx]
+        if mod.name == "dem":
+            ident = ids[0] if isinstance(ids, list) else ids
+        else:
+            t = rng.randint(0, x.shape[0] - 1)
+            x, ident = x[t], ids[t]
+        if x.ndim == 2:
+            x = x[None]
+        out[mod.name] = x
+        out["json"][mod.name] = str(ident)
+    return out
+
+
+@dataclass
+class SampleTransform:
+    """Normalise, crop/resize/flip, and attach metadata for every modality of one picked sample."""
+
+    modalities: tuple[Modality, ...] = MODALITIES
+    seed: int = 0
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    _rng: random.Random | None = field(default=None, init=False, repr=False)
+
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            info = torch.utils.data.get_worker_info()
+            rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+            wid = info.id if info is not None else 0
+            self._rng = random.Random(self.seed * 1000003 + rank * 1009 + wid)
+        return self._rng
+
+    def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng()
+        picked = pick_one(raw, rng)
+        out: dict[str, Any] = {}
+        for mod in self.modalities:
+            x = normalise(picked[mod.name], mod)
+            x, rel = random_resized_crop(x, mod.size, rng, scale=self.crop_scale)
+            lon, lat, days = parse_id(picked["json"][mod.name])
+            native = float(picked[mod.name].shape[-1])  # the crop covers rel·native px, resized to mod.size
+            area = (mod.kernel * mod.gsd_km * rel * native / mod.size) ** 2
+            out[mod.name] = x
+            out[f"meta_{mod.name}"] = torch.tensor([lon, lat, days, area], dtype=torch.float32)
+        return out
+
+
+def has_all_modalities(sample: dict[str, Any]) -> bool:
+    return all(k in sample for k in REQUIRED_MEMBERS)
+
+
+def make_dataset(shards: str | list[str], modalities: tuple[Modality, ...] = MODALITIES, seed: int = 0,
+                 shuffle: int = 16, resampled: bool = True):
+    """A webdataset pipeline over the shards yielding per-sample dicts (tensors per modality + meta)."""
+    import webdataset as wds
+
+    urls = resolve_shards(shards) if isinstance(shards, str | Path) else list(shards)
+    kw: dict[str, Any] = dict(resampled=resampled, shardshuffle=False if resampled else 100,
+                              empty_check=False, seed=seed)
+    if not resampled:
+        kw["nodesplitter"] = wds.split_by_node
+        kw["workersplitter"] = wds.split_by_worker
+    ds = wds.WebDataset(urls, **kw)
+    if shuffle:
+        ds = ds.shuffle(shuffle, rng=random.Random(seed))
+    return ds.decode().select(has_all_modalities).map(SampleTransform(modalities, seed=seed))
+
+
+def make_loader(shards: str | list[str], batch_size: int, modalities: tuple[Modality, ...] = MODALITIES,
+                seed: int = 0, num_workers: int = 0):
+    """An infinite DataLoader of collated batches (the trainer stops at ``max_steps``)."""
+    ds = make_dataset(shards, modalities, seed=seed)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
+                                       persistent_workers=num_workers > 0, drop_last=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-step views (batch-level randomness).
+@dataclass
+class View:
+    """What the model sees for one modality in one step."""
+
+    name: str
+    x: torch.Tensor  # (B, C', H, W)
+    meta: torch.Tensor  # (B, 4), NaN columns = dropped / unknown
+    input_mode: str
+    kernel: int
+    wavelengths: list[float] | None
+    bandwidths: list[float] | None
+    channels: list[int]
+
+
+def channel_subset(n: int, gen: torch.Generator, low: float = 0.75) -> list[int]:
+    """A random subset of ``ceil(low·n)``..``n`` channels (sorted), drawn once per step."""
+    lo = max(1, math.ceil(low * n))
+    k = int(torch.randint(lo, n + 1, (1,), generator=gen))
+    return sorted(torch.randperm(n, generator=gen)[:k].tolist())
+
+
+def drop_meta(meta: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Set each metadata group (location, time, area) to NaN for the whole batch with probability ``p``."""
+    meta = meta.clone()
+    for cols in META_GROUPS.values():
+        if float(torch.rand((), generator=gen)) < p:
+            meta[:, list(cols)] = math.nan
+    return meta
+
+
+def step_views(batch: dict[str, torch.Tensor], modalities: tuple[Modality, ...], gen: torch.Generator,
+               meta_drop: float = 0.7, subset_low: float = 0.75) -> list[View]:
+    """Per-step views: channel subsets for S2/S3 and metadata dropout (batch-level draws)."""
+    views = []
+    for mod in modalities:
+        x = batch[mod.name]
+        channels = list(range(x.shape[1]))
+        if mod.subset_channels:
+            channels = channel_subset(x.shape[1], gen, subset_low)
+            x = x[:, channels]
+        wl = [mod.wavelengths[c] for c in channels] if mod.input_mode == "spectral" else None
+        bw = [mod.bandwidths[c] for c in channels] if mod.input_mode == "spectral" else None
+        views.append(View(mod.name, x, drop_meta(batch[f"meta_{mod.name}"], meta_drop, gen), mod.input_mode,
+                          mod.kernel, wl, bw, channels))
+    return views
