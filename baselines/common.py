@@ -16,14 +16,26 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from copernicus_bench.encoder import TaskEncoder, WeightsInfo
-from copernicus_bench.errors import CbenchError
-from copernicus_bench.weights import check_keys, file_sha256, load_checkpoint
+from copernicus_bench import paths
+from copernicus_bench.encoder import EncoderAdapter, InputPipeline, TaskEncoder, WeightsInfo
+from copernicus_bench.errors import CbenchError, NotApplicableError
+from copernicus_bench.weights import (
+    WeightsSpec,
+    check_keys,
+    ensure_weights,
+    file_sha256,
+    find_weights,
+    load_checkpoint,
+    weights_info,
+)
+
+if TYPE_CHECKING:
+    from copernicus_bench.cards import TaskCard
 
 #: Sentinel-2 L1C, 13 bands in the reference's (SSL4EO) order.
 S2_13: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
@@ -198,3 +210,98 @@ def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+# --------------------------------------------------------------------------- adapters with released weights
+class PretrainedAdapter(EncoderAdapter):
+    """Shared machinery of the baselines with released weights (DOFA, SoftCon, CROMA).
+
+    Weights come from the weights folder under the conventions' file names, downloaded once when absent
+    (:func:`~copernicus_bench.weights.ensure_weights`), loaded once per process; ``random_init`` builds the
+    same architecture with weights drawn from the run's seed instead (labelled ``random-init``). Built
+    modules are cached per architecture key (and seed when random) so the skip-key hash and the build share
+    one load.
+
+    Subclasses set ``specs`` (variant → :class:`WeightsSpec`) and implement :meth:`variant`,
+    :meth:`arch_key`, :meth:`make_module`, :meth:`load_into` and :meth:`make_encoder`.
+    """
+
+    specs: dict[str, WeightsSpec] = {}
+    configs: dict[str, dict[str, Any]] = {}
+
+    def __init__(self, weights_dir: str | os.PathLike | None = None, random_init: bool = False,
+                 config: str = "base") -> None:
+        if config not in self.configs:
+            raise CbenchError(f"--model-args config={config!r}: unknown for {self.name}; "
+                              f"choose one of {sorted(self.configs)}")
+        self.weights_dir = paths.weights_dir(weights_dir)
+        self.random_init = bool(random_init)
+        self.config = config
+        self.arch = self.configs[config]
+        self._built: OrderedDict[tuple, tuple[nn.Module, WeightsInfo]] = OrderedDict()
+
+    # -- subclass hooks
+    def variant(self, card: TaskCard) -> str:
+        return next(iter(self.specs))
+
+    def arch_key(self, card: TaskCard, pipeline: InputPipeline) -> tuple:
+        return (pipeline.resolution, pipeline.num_channels)
+
+    def make_module(self, card: TaskCard, pipeline: InputPipeline) -> nn.Module:
+        raise NotImplementedError
+
+    def load_into(self, module: nn.Module, checkpoint: dict[str, Any], path: Path, card: TaskCard) -> None:
+        raise NotImplementedError
+
+    def make_encoder(self, module: nn.Module, card: TaskCard, pipeline: InputPipeline,
+                     weights: WeightsInfo) -> TaskEncoder:
+        raise NotImplementedError
+
+    def checkpoint_path(self, card: TaskCard) -> Path:
+        """The local file for ``card``'s variant (downloaded once when absent)."""
+        return ensure_weights(self.specs[self.variant(card)], self.weights_dir)
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        return unwrap_state_dict(cached_checkpoint(path))
+
+    # -- contract
+    def _module(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> tuple[nn.Module, WeightsInfo]:
+        reason = self.applicability(card)
+        if reason:
+            raise NotApplicableError(f"{self.name} does not apply to {card.slug}: {reason}")
+        key = (self.variant(card), *self.arch_key(card, pipeline), int(seed) if self.random_init else None)
+        if key not in self._built:
+            if self.random_init:
+                module = seeded(int(seed), lambda: self.make_module(card, pipeline))
+                info = random_weights(module)
+            else:
+                spec = self.specs[self.variant(card)]
+                path = self.checkpoint_path(card)
+                info = weights_info(path, spec)
+                module = seeded(0, lambda: self.make_module(card, pipeline))
+                self.load_into(module, self.read_checkpoint(path), path, card)
+            freeze(module)
+            self._built[key] = (module, info)
+            while len(self._built) > 2:
+                self._built.popitem(last=False)
+        return self._built[key]
+
+    def weights_info(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> WeightsInfo:
+        """The weights identity for the result's skip key."""
+        return self._module(card, pipeline, seed)[1]
+
+    def build(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> TaskEncoder:
+        module, info = self._module(card, pipeline, seed)
+        return self.make_encoder(module, card, pipeline, info)
+
+    def weights_status(self) -> str:
+        if self.random_init:
+            return "random init per seed"
+        parts = []
+        for spec in self.specs.values():
+            found = find_weights(spec, self.weights_dir)
+            parts.append(f"present: {found.name}" if found else f"missing: {spec.primary} (downloaded on first run)")
+        return "; ".join(parts)
+
+    def options(self) -> dict:
+        return {} if self.config == "base" else {"config": self.config}

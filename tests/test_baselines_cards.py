@@ -34,9 +34,10 @@ _SPECS: dict[str, tuple] = {
     "bigearthnet-s1": ("s1", "multilabel", S1, 224, 16, 1, [-12.548, -20.192], [5.257, 5.912]),
     "dfc2020-s1": ("s1", "segmentation", S1, 256, 16, 1, [-12.548, -20.192], [5.257, 5.912]),
     "flood-s1": ("s1", "change_detection", S1, 224, 16, 2, None, None),
-    # EuroSAT-S2 puts B8A last (torchgeo-notes §3)
-    "eurosat-s2": ("s2", "multiclass", _s2(S2_13[:8] + S2_13[9:] + ["B8A"]), 224, 16, 1,
-                   S2_MEAN[:8] + S2_MEAN[9:] + [S2_MEAN[8]], S2_STD[:8] + S2_STD[9:] + [S2_STD[8]]),
+    "eurosat-s2": ("s2", "multiclass", _s2(S2_13), 224, 16, 1, S2_MEAN, S2_STD),
+    # synthetic only: a 13-band card with B8A last (torchgeo's raw EuroSAT order) — bands are placed by name
+    "b8a-last-s2": ("s2", "multiclass", _s2(S2_13[:8] + S2_13[9:] + ["B8A"]), 224, 16, 1,
+                    S2_MEAN[:8] + S2_MEAN[9:] + [S2_MEAN[8]], S2_STD[:8] + S2_STD[9:] + [S2_STD[8]]),
     "bigearthnet-s2": ("s2", "multilabel", _s2([b for b in S2_13 if b != "B10"]), 224, 16, 1,
                        [m for i, m in enumerate(S2_MEAN) if i != 10], [s for i, s in enumerate(S2_STD) if i != 10]),
     "cloud-s2": ("s2", "segmentation", _s2(S2_13), 512, 16, 1, S2_MEAN, S2_STD),
