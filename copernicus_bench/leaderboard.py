@@ -8,7 +8,8 @@ Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
   ``random-init`` (shown "(random init)"). Seeds are aggregated inside a column (so ``random``, whose
   weights hash changes per seed, is one column). A column is also split by what must never be averaged
   together, each marked in its header: tier (``†`` smoke), protocol (``‡`` paper), the built-in generated
-  sample data (``§``) and any other override (``+o<hash>``). Results of different tiers are therefore never
+  sample data (``§``) and any other override (``+o<hash>``, a hash of the result's ``overrides`` less
+  what the column already shows: the sample data and ``random_init``). Results of different tiers are therefore never
   mixed silently: they are different columns.
 * **Cells**: mean ± sample std (ddof=1) over seeds, then ``(n=k)`` seeds (a single seed shows no ±);
   ``-`` where the task is not in the column's ``applicable_tasks``; ``…`` where an applicable run is
@@ -178,11 +179,30 @@ def display_name(model: str, weights: str) -> str:
     return f"{model} ({weights})"
 
 
+def column_overrides(result: dict[str, Any], weights: str) -> str:
+    """Hash of the overrides not already shown by the column: the sample data (§) and ``random_init``
+    (the weights source) are left out, so a demo column is not marked twice."""
+    from .results import override_hash
+
+    overrides = result.get("overrides")
+    if not isinstance(overrides, dict):
+        return str(result.get("override_hash") or "")
+    rest = {k: v for k, v in overrides.items() if k != "data"}
+    model_args = rest.get("model_args")
+    if isinstance(model_args, dict) and weights == "random-init" and "random_init" in model_args:
+        model_args = {k: v for k, v in model_args.items() if k != "random_init"}
+        if model_args:
+            rest["model_args"] = model_args
+        else:
+            rest.pop("model_args")
+    return override_hash(rest)
+
+
 def column_of(result: dict[str, Any]) -> Column:
     w = weights_label(result)
     return Column(model=str(result["model"]), weights=w, tier=str(result.get("tier", "full")),
                   protocol=str(result.get("protocol", "cached")), sample_data=bool(result.get("sample_data")),
-                  override_hash=str(result.get("override_hash") or ""),
+                  override_hash=column_overrides(result, w),
                   display=str(result.get("model_display") or display_name(str(result["model"]), w)))
 
 

@@ -281,3 +281,16 @@ def test_shipped_cards_build_a_table_when_present():
     for card in cards:
         assert f"| {card.name} | {lbm.metric_label(card)} |" in md
     assert sorted({c.level for c in cards}) == [1, 2, 3]
+
+
+def test_overrides_mark_columns_but_not_sample_data_or_random_init():
+    plain = make_result("dofa", "cls-a", 0, 50.0, source="random-init", sample=True,
+                        overrides={"data": "built-in sample", "model_args": {"random_init": True}},
+                        override_hash="deadbeef")
+    epochs = make_result("dofa", "cls-a", 1, 60.0, source="random-init", sample=True,
+                         overrides={"data": "built-in sample", "model_args": {"random_init": True}, "epochs": 5},
+                         override_hash="cafebabe")
+    lb = lbm.build_leaderboard([plain, epochs], CARDS)
+    labels = [c.label for c in lb.columns]
+    assert labels[0] == "dofa (random init)§"
+    assert labels[1].startswith("dofa (random init)§ +o") and len(labels) == 2
