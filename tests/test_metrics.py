@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -242,3 +243,19 @@ def test_reset_forgets():
     m.reset()
     m.update(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
     assert m.compute() == {"global": 100.0, "per_batch": 100.0}
+
+
+def test_every_shipped_card_gets_its_metric():
+    from importlib.resources import files
+
+    from copernicus_bench.cards import load_card
+
+    cards = sorted(Path(str(files("copernicus_bench.tasks") / "cards")).glob("*.yaml"))
+    if not cards:
+        pytest.skip("no task cards installed")
+    for path in cards:
+        card = load_card(path)
+        m = create_metric(card)
+        assert m.name == card.metric and m.higher_is_better == card.higher_is_better
+        if isinstance(m, MeanIoU):
+            assert (m.num_classes, m.ignore_index) == (card.num_classes, card.ignore_index)

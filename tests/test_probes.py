@@ -273,3 +273,24 @@ def test_adamw_uses_spec_weight_decay_and_cycles_beta1_and_lr_override():
 def test_make_optimizer_rejects_zero_steps():
     with pytest.raises(ValueError):
         make_optimizer(ProbeSpec("linear", 1, 0.1, 1, "sgd", 0.0), [nn.Parameter(torch.zeros(1))], 0, 50)
+
+
+def test_linear_probe_learns_a_separable_problem_with_the_reference_recipe():
+    torch.manual_seed(0)
+    x = torch.randn(64, 16)
+    y = (x[:, 0] > 0).long()
+    probe = LinearProbe(16, 2)
+    opt, sched = make_optimizer(ProbeSpec("linear", 64, 0.1, 30, "sgd", 1e-4), probe.trainable_parameters(),
+                                steps_per_epoch=1, epochs=30)
+    card = make_card("multiclass")
+    first = None
+    for _ in range(30):
+        loss = probe_loss(card, probe(x), None, y)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    probe.eval()
+    assert loss.item() < 0.5 * first
+    assert (probe(x).argmax(1) == y).float().mean() > 0.9
