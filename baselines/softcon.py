@@ -1,0 +1,213 @@
+"""``softcon``: SoftCon ViT-B/14 (Wang et al. 2024), separate Sentinel-1 and Sentinel-2 encoders.
+
+As the reference (shared/copernicus-bench.md §6; conventions "Facts resolved"), on timm's
+``vit_base_patch14_dinov2`` (init_values 1e-5, no registers) with ``img_size`` = the run's resolution and
+``in_chans`` 13 (S2) or 2 (S1):
+
+* **applies to S1 and S2 tasks only** — there are no SoftCon runs on S3/S5P and it never sees zero-padded
+  stand-ins for them;
+* **normalisation**: the ``softcon`` form (clip to mean ± 2σ, scale to [0, 1]) with the reference's SoftCon
+  stats per task — the card's stats, except BigEarthNet-S2 with its own BEN stats (:data:`BEN_S2_STATS`);
+  S1 tasks first clip each image to its own 1–99 % quantiles; Flood-S1 uses plain mean/std (the
+  reference's SoftCon Flood config has no ``norm_form``);
+* **13-band S2 layout** (B01…B12 with B8A after B08): bands are placed by name; BigEarthNet-S2's missing B10
+  is a zero slot; LCZ's 10 bands go to their TRUE positions with zeros for B01, B09, B10. The reference's
+  LCZ insertion misplaces B08/B8A into the B09/B10 slots; ``lcz_reference_order=True`` reproduces that
+  order (only to match the paper's SoftCon LCZ number);
+* **resolutions** multiples of 14 as in the paper: 224 for classification, DFC2020 and Flood, 504 for
+  Cloud-S2, 112 for LCZ; smoke tier near 64 px → 70;
+* pooled = mean of **normed** patch tokens (DINOv2 ``x_norm_patchtokens``), head ``linear``; maps = normed
+  patch tokens after blocks 4, 6, 10, 11 (DINOv2 ``get_intermediate_layers(norm=True)``).
+
+Weights: ``B13_vitb14_softcon_enc.pth`` (S2) and ``B2_vitb14_softcon_enc.pth`` (S1), the authors'
+encoder-only files in timm key format (torchgeo's ``ViTBase14_DINOv2_Weights``); their 224-px 16×16
+position embedding is resized to the run's grid (timm's ``resample_abs_pos_embed``, bicubic without
+antialias as DINOv2's ``interpolate_pos_encoding``). The final ``norm`` is required (the normed tokens need
+it). The authors' DINOv2-hub files ``B13_vitb14_softcon.pth``/``B2_vitb14_softcon.pth`` are refused with a
+message naming the ``_enc`` files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import timm
+from timm.layers import resample_abs_pos_embed
+from torch import Tensor, nn
+
+from copernicus_bench.encoder import (
+    EncoderOutput,
+    InputPipeline,
+    Tier,
+    WeightsInfo,
+    tier_resolution,
+    tokens_to_map,
+)
+from copernicus_bench.errors import CbenchError
+from copernicus_bench.weights import WeightsSpec, find_weights
+
+from .common import (
+    S1_2,
+    S2_13,
+    FrozenEncoder,
+    PretrainedAdapter,
+    band_slots,
+    block_indices,
+    canonical_band,
+    load_checked,
+    timm_vit_tokens,
+)
+
+if TYPE_CHECKING:
+    from copernicus_bench.cards import TaskCard
+
+PATCH = 14
+LAYERS = (4, 6, 10, 11)
+S1_QUANTILES = (0.01, 0.99)
+#: Pretraining-only keys (iBOT mask token), listed once and ignored.
+PRETRAINING_ONLY = ("mask_token",)
+_BASE = "https://huggingface.co/wangyi111/softcon/resolve/bae909781911f8ec034b4b959992fae17b973c0c/"
+WEIGHTS = {
+    "s2": WeightsSpec("SoftCon ViT-B/14 (Sentinel-2)", ("B13_vitb14_softcon_enc.pth",), _BASE + "B13_vitb14_softcon_enc.pth"),
+    "s1": WeightsSpec("SoftCon ViT-B/14 (Sentinel-1)", ("B2_vitb14_softcon_enc.pth",), _BASE + "B2_vitb14_softcon_enc.pth"),
+}
+#: The authors' DINOv2-hub checkpoints (not timm format): refused.
+HUB_FILES = {"s2": "B13_vitb14_softcon.pth", "s1": "B2_vitb14_softcon.pth"}
+
+#: The reference's SoftCon BigEarthNet-S2 stats (12 bands, no B10; shared/copernicus-bench.md §6).
+BEN_S2_STATS: dict[str, tuple[float, float]] = dict(zip(
+    ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
+    zip((752.4, 884.3, 1144.2, 1297.5, 1624.9, 2194.6, 2422.2, 2517.8, 2581.6, 2645.5, 2368.5, 1805.1),
+        (1108.0, 1155.2, 1183.6, 1368.1, 1370.3, 1355.6, 1416.5, 1474.8, 1439.3, 1582.3, 1455.5, 1343.5)),
+))
+#: The paper's SoftCon resolutions where they differ from "the card's, floored to a multiple of 14".
+RESOLUTION = {"cloud-s2": 504, "dfc2020-s1": 224, "dfc2020-s2": 224}
+#: The reference's LCZ placement: card bands (B02..B08, B8A, B11, B12) → model slots.
+LCZ_REFERENCE_SLOTS: tuple[int | None, ...] = (None, 0, 1, 2, 3, 4, 5, None, None, 6, 7, 8, 9)
+
+
+def softcon_resolution(card: TaskCard) -> int:
+    return RESOLUTION.get(card.slug, max(PATCH, card.resolution // PATCH * PATCH))
+
+
+class SoftConEncoder(FrozenEncoder):
+    """Frozen SoftCon ViT for one task."""
+
+    def __init__(self, vit: nn.Module, weights: WeightsInfo) -> None:
+        super().__init__()
+        self.vit = vit
+        self.embed_dim = vit.embed_dim
+        self.weights = weights
+        self.layers = block_indices(len(vit.blocks), LAYERS)
+        self._finish()
+
+    def forward(self, x: Tensor, meta: Tensor, want_maps: bool = False) -> EncoderOutput:  # noqa: ARG002
+        last, feats = timm_vit_tokens(self.vit, x, self.layers if want_maps else (), norm=True)
+        maps = [tokens_to_map(f) for f in feats] if want_maps else None
+        return EncoderOutput(pooled=last.mean(dim=1), maps=maps)
+
+
+class SoftConAdapter(PretrainedAdapter):
+    name = "softcon"
+    description = "SoftCon ViT-B/14 (DINOv2 backbone; separate S1 and S2 encoders), S1/S2 tasks only"
+    head = "linear"
+    specs = WEIGHTS
+    configs: dict[str, dict[str, Any]] = {
+        "base": {"embed_dim": 768, "depth": 12, "num_heads": 12},
+        "tiny": {"embed_dim": 64, "depth": 4, "num_heads": 4},
+    }
+
+    def __init__(self, weights_dir: str | None = None, random_init: bool = False, config: str = "base",
+                 lcz_reference_order: bool = False) -> None:
+        super().__init__(weights_dir=weights_dir, random_init=random_init, config=config)
+        self.lcz_reference_order = bool(lcz_reference_order)
+
+    def applicability(self, card: TaskCard) -> str | None:
+        if card.sensor not in ("s1", "s2"):
+            return f"SoftCon has Sentinel-1 and Sentinel-2 encoders only (task sensor {card.sensor.upper()})"
+        return None
+
+    def variant(self, card: TaskCard) -> str:
+        return card.sensor
+
+    def input_pipeline(self, card: TaskCard, tier: Tier) -> InputPipeline:
+        reason = self.applicability(card)
+        if reason:
+            raise CbenchError(f"softcon: no input pipeline for {card.slug}: {reason}")
+        layout = S2_13 if card.sensor == "s2" else S1_2
+        slots, adaptations = band_slots(card.band_names, layout, model="SoftCon")
+        if card.slug == "lcz-s2" and self.lcz_reference_order:
+            slots = LCZ_REFERENCE_SLOTS
+            adaptations = ("SoftCon 13-band input in the reference's LCZ order (lcz_reference_order): "
+                           "zeros at B01, B08, B8A slots; card B08 → B09 slot, B8A → B10 slot",)
+        mean, std = card.normalization.mean, card.normalization.std
+        if mean is None or std is None:
+            raise CbenchError(f"softcon: task {card.slug} has no band statistics; SoftCon needs them")
+        norm = "softcon"
+        clip = None
+        if card.slug == "bigearthnet-s2":
+            stats = [BEN_S2_STATS[canonical_band(b)] for b in card.band_names]
+            mean = (tuple(m for m, _ in stats),)
+            std = (tuple(s for _, s in stats),)
+            adaptations += ("SoftCon BigEarthNet-S2 statistics (the reference's BEN stats, not the card's)",)
+        if card.sensor == "s1":
+            if card.task_type == "change_detection":
+                norm = "meanstd"  # the reference's SoftCon Flood config has no norm_form
+            else:
+                clip = S1_QUANTILES
+        return InputPipeline(
+            slots=slots, norm=norm, mean=mean, std=std,
+            resolution=tier_resolution(softcon_resolution(card), tier, PATCH),
+            quantile_clip=clip, adaptations=adaptations,
+        )
+
+    def arch_key(self, card: TaskCard, pipeline: InputPipeline) -> tuple:
+        return (pipeline.resolution, pipeline.num_channels)
+
+    def make_module(self, card: TaskCard, pipeline: InputPipeline) -> nn.Module:
+        return timm.create_model(
+            "vit_base_patch14_dinov2", pretrained=False, img_size=pipeline.resolution,
+            in_chans=pipeline.num_channels, num_classes=0, init_values=1e-5, **self.arch)
+
+    def checkpoint_path(self, card: TaskCard) -> Path:
+        spec = self.specs[self.variant(card)]
+        if find_weights(spec, self.weights_dir) is None:
+            hub = Path(self.weights_dir) / HUB_FILES[self.variant(card)]
+            if hub.is_file():
+                raise CbenchError(_hub_message(hub))
+        return super().checkpoint_path(card)
+
+    def load_into(self, module: nn.Module, checkpoint: dict[str, Any], path: Path, card: TaskCard) -> None:
+        if any(k.startswith(("teacher", "student", "backbone.")) or k.startswith("blocks.0.0.") for k in checkpoint):
+            raise CbenchError(_hub_message(path))
+        sd = dict(checkpoint)
+        pe = sd.get("pos_embed")
+        if pe is not None and pe.shape != module.pos_embed.shape:
+            grid = module.patch_embed.grid_size
+            sd["pos_embed"] = resample_abs_pos_embed(pe, new_size=list(grid), num_prefix_tokens=1,
+                                                     interpolation="bicubic", antialias=False)
+        load_checked(module, sd, path, ignored_prefixes=PRETRAINING_ONLY)
+
+    def make_encoder(self, module: nn.Module, card: TaskCard, pipeline: InputPipeline,
+                     weights: WeightsInfo) -> SoftConEncoder:
+        return SoftConEncoder(module, weights)
+
+    def options(self) -> dict:
+        out = super().options()
+        if self.lcz_reference_order:
+            out["lcz_reference_order"] = True
+        return out
+
+
+def _hub_message(path: Path) -> str:
+    return (f"{path} is the authors' DINOv2-hub SoftCon checkpoint; copernicus-bench loads the timm-format "
+            f"encoder files {WEIGHTS['s2'].primary} (S2) and {WEIGHTS['s1'].primary} (S1) from "
+            f"{_BASE.rstrip('/')} — put those in the weights folder")
+
+
+def build_adapter(weights_dir: str | None = None, seed: int = 0, random_init: bool = False,
+                  config: str = "base", lcz_reference_order: bool = False) -> SoftConAdapter:
+    """Factory of the ``softcon`` entry point (``seed`` only matters with ``random_init``, per run)."""
+    return SoftConAdapter(weights_dir=weights_dir, random_init=random_init, config=config,
+                          lcz_reference_order=lcz_reference_order)
