@@ -186,3 +186,15 @@ def test_random_embedding_is_seeded_and_per_variable():
     assert torch.equal(a, varembed.random_embedding("Sentinel 5P Nitrogen Dioxide", 0))
     assert not torch.equal(a, varembed.random_embedding("s5p_no2", 1))
     assert not torch.equal(a, varembed.random_embedding("s5p_o3", 0))
+
+
+def test_embed_variable_cli_without_transformers_is_one_line(tmp_path, capsys):
+    import importlib.util
+
+    from copernicus_bench.cli import main
+
+    if importlib.util.find_spec("transformers") is not None:
+        pytest.skip("transformers is installed")
+    rc = main(["embed-variable", "Sentinel 5P Methane", "--model-path", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "\n" not in err and "transformers" in err and "not installed" in err
