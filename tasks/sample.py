@@ -38,6 +38,24 @@ Deviations from the release (kept small to fit ~200 MB and ~1 min on 2 cores):
   (LC100); the loaders read them by position.
 * Sample counts are small (``DEFAULT_PER_SPLIT``); numbers and locations are synthetic.
 
+Default sample (``DEFAULT_PER_SPLIT`` per split; ~165 MB in all, ~8 s of CPU on one core):
+
+============== ====== ========================================== =======
+archive        /split image (bands × px) / target               MB
+============== ====== ========================================== =======
+cloud_s2       8      13×128² uint16 / 128² uint8                 10
+cloud_s3       5      21×128² float32 / 128² uint8 (multi, binary) 20
+eurosat_s1     40     2×64² float32 (zip only)                    4 (zip)
+eurosat_s2     40     13×64² uint16                              13
+bigearthnet    20     2×120² float32 + 12×120² uint16 / 19 labels 28
+lc100_s3       10     21×(95-97)² float32 / 3× finer uint8        32
+dfc2020_s1s2   6      2×128² float64 + 13×128² uint16 / int32     12
+flood_s1       6      3 dates × 2 pols 128² float32 / uint8       9
+lcz_s2         68     h5: sen2 32²×10, sen1 32²×8 / one-hot 17    13
+biomass_s3     6      21×96² float32 / 288² uint16                21
+airquality_s5p 12     per gas: 1+4 × 56² float32 / 56² float32    6
+============== ====== ========================================== =======
+
 Everything is deterministic per ``seed``: the same seed gives byte-identical files (GeoTIFFs without
 timestamps, HDF5 without object times, zip entries with a fixed date).
 """
