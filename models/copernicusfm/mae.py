@@ -216,7 +216,6 @@ def load_teachers(weights_dir: str | os.PathLike | None, weights: dict[str, floa
                 vit, source = hit
         if vit is None:
             status[name] = f"off ({TEACHER_FILES[name]} not in {folder})"
-            log.warning("teacher %s is OFF: %s not found in %s", name, TEACHER_FILES[name], folder)
             continue
         teachers.append(Teacher(name, PooledViT(vit), vit.num_features, w, source))
         status[name] = f"on ({source})"

@@ -5,7 +5,8 @@ pick one random local S1/S2 patch and one random date per modality (torchgeo's `
 exactly that, we reuse its mapping functions), then per modality normalise (pretraining stats: S2 L1C and S1
 mean/std, OLCI scale factors, S5P raw, DEM / 10000), RandomResizedCrop(scale 0.2–1) to the modality's size,
 random horizontal flip, and build metadata ``[lon, lat, days since 1970, patch-token area km²]`` from the
-json ids. The patch area follows the crop ("augarea"): the token covers ``kernel × gsd × crop/size`` km.
+json ids. The patch area follows the crop ("augarea"): a token covers ``kernel/size × crop side × tile
+extent`` km (released tiles: S1/S2 264 px × 10 m, S3 96 × 300 m, S5P 28 × ~1 km, DEM one 0.25° cell).
 
 Per *step* (batch-level, in :func:`step_views`): random 75–100 % channel subsets for S2 and S3, and each
 metadata group (location, time, area) dropped with probability ``meta_drop`` (set to NaN for the whole batch,
@@ -60,7 +61,7 @@ class Modality:
     member: str  # webdataset member suffix, e.g. ``s2_toa.pth``
     size: int
     kernel: int
-    gsd_km: float  # native pixel size, for the patch-area metadata
+    extent_km: float  # side of the released tile in km (native px × pixel size), for the patch-area metadata
     input_mode: str = "spectral"
     wavelengths: tuple[float, ...] = ()
     bandwidths: tuple[float, ...] = ()
@@ -76,19 +77,19 @@ class Modality:
 
 
 MODALITIES: tuple[Modality, ...] = (
-    Modality("s1", "s1_grd.pth", 224, 16, 0.01, wavelengths=tuple(S1_WAVELENGTHS),
+    Modality("s1", "s1_grd.pth", 224, 16, 2.64, wavelengths=tuple(S1_WAVELENGTHS),
              bandwidths=tuple(S1_BANDWIDTHS), mean=tuple(S1_PRETRAIN_MEAN), std=tuple(S1_PRETRAIN_STD),
              has_patches=True),
-    Modality("s2", "s2_toa.pth", 224, 16, 0.01, wavelengths=tuple(S2_WAVELENGTHS),
+    Modality("s2", "s2_toa.pth", 224, 16, 2.64, wavelengths=tuple(S2_WAVELENGTHS),
              bandwidths=tuple(S2_BANDWIDTHS), mean=tuple(S2_PRETRAIN_MEAN), std=tuple(S2_PRETRAIN_STD),
              subset_channels=True, has_patches=True),
-    Modality("s3", "s3_olci.pth", 96, 8, 0.3, wavelengths=tuple(S3_WAVELENGTHS), bandwidths=tuple(S3_BANDWIDTHS),
+    Modality("s3", "s3_olci.pth", 96, 8, 28.8, wavelengths=tuple(S3_WAVELENGTHS), bandwidths=tuple(S3_BANDWIDTHS),
              scale=tuple(OLCI_SCALE), subset_channels=True),
-    Modality("s5p_co", "s5p_co.pth", 28, 4, 1.0, input_mode="variable"),
-    Modality("s5p_no2", "s5p_no2.pth", 28, 4, 1.0, input_mode="variable"),
-    Modality("s5p_o3", "s5p_o3.pth", 28, 4, 1.0, input_mode="variable"),
-    Modality("s5p_so2", "s5p_so2.pth", 28, 4, 1.0, input_mode="variable"),
-    Modality("dem", "dem.pth", 960, 64, 0.25 * 111.32 / 960, input_mode="variable", scale=(DEM_SCALE,)),
+    Modality("s5p_co", "s5p_co.pth", 28, 4, 28.0, input_mode="variable"),
+    Modality("s5p_no2", "s5p_no2.pth", 28, 4, 28.0, input_mode="variable"),
+    Modality("s5p_o3", "s5p_o3.pth", 28, 4, 28.0, input_mode="variable"),
+    Modality("s5p_so2", "s5p_so2.pth", 28, 4, 28.0, input_mode="variable"),
+    Modality("dem", "dem.pth", 960, 64, 0.25 * 111.32, input_mode="variable", scale=(DEM_SCALE,)),
 )
 MODALITY_BY_NAME = {m.name: m for m in MODALITIES}
 REQUIRED_MEMBERS = tuple(m.member for m in MODALITIES) + ("json",)
@@ -243,8 +244,9 @@ class SampleTransform:
             x = normalise(picked[mod.name], mod)
             x, rel = random_resized_crop(x, mod.size, rng, scale=self.crop_scale)
             lon, lat, days = parse_id(picked["json"][mod.name])
-            native = float(picked[mod.name].shape[-1])  # the crop covers rel·native px, resized to mod.size
-            area = (mod.kernel * mod.gsd_km * rel * native / mod.size) ** 2
+            # a token covers kernel/size of the crop, which covers rel of the tile's side (independent of
+            # how many pixels the stored tile has, so small sample shards get the released areas)
+            area = (mod.kernel / mod.size * rel * mod.extent_km) ** 2
             out[mod.name] = x
             out[f"meta_{mod.name}"] = torch.tensor([lon, lat, days, area], dtype=torch.float32)
         return out
