@@ -321,7 +321,7 @@ def test_dfc2020_remaps_to_eight_classes_and_has_no_geo(release):
     s = load_dataset("dfc2020-s1", "test", release)[0]
     row = s["target"][0, :11].tolist()  # codes 0..10 along the row
     assert row == [255, 0, 1, 255, 2, 3, 4, 5, 255, 6, 7]
-    assert torch.isnan(s["meta"][:3]).all() and float(s["meta"][3]) == pytest.approx(2.56)
+    assert torch.isnan(s["meta"][:3]).all() and float(s["meta"][3]) == pytest.approx(0.0256)
 
 
 def test_flood_clamps_backscatter_and_gives_per_date_meta(release):
