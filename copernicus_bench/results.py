@@ -111,10 +111,10 @@ def result_path(out_dir: str | os.PathLike, key: ResultKey) -> Path:
 
 def write_result(out_dir: str | os.PathLike, result: dict[str, Any]) -> Path:
     """Validate the minimum schema and write one result atomically under its identity's file name."""
+    result = {"schema": SCHEMA, **result}
     missing = [k for k in REQUIRED_KEYS if k not in result]
     if missing:
         raise ValueError(f"result lacks keys {missing}")
-    result = {"schema": SCHEMA, **result}
     return atomic_write_json(result_path(out_dir, ResultKey.of(result)), result)
 
 
