@@ -13,6 +13,7 @@ the model's input pipeline (shared/conventions.md, "The encoder contract").
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -73,20 +74,32 @@ def day_from_name(name: str, regex: str) -> float:
     return math.nan
 
 
+@functools.lru_cache(maxsize=64)
+def _to_lonlat(crs_wkt: str) -> Any:
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)
+
+
 def read_raster(path: Path, expected_bands: int | None, fix: str) -> tuple[np.ndarray, float, float]:
     """Read all bands of a GeoTIFF as (C, H, W) plus the reference's lon/lat of its centre pixel.
 
     lon/lat: ``src.xy(h // 2, w // 2)`` reprojected to EPSG:4326 (always_xy), NaN when the file carries
     no georeference. ``fix`` is what the user should do if the file is missing or unreadable.
     """
+    import warnings
+
     import rasterio
-    from rasterio.errors import RasterioError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{path}: file listed in the split is missing; {fix}")
     try:
-        with rasterio.open(path) as src:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # DFC2020 files carry no georeference
+            src = rasterio.open(path)
+        with src:
             if expected_bands is not None and src.count != expected_bands:
                 raise CbenchError(f"{path}: has {src.count} bands, expected {expected_bands}; "
                                   f"the file is not the released one, {fix}")
@@ -97,9 +110,7 @@ def read_raster(path: Path, expected_bands: int | None, fix: str) -> tuple[np.nd
                 if src.crs.to_epsg() == 4326:
                     lon, lat = cx, cy
                 else:
-                    from pyproj import Transformer
-
-                    lon, lat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
+                    lon, lat = _to_lonlat(src.crs.to_wkt()).transform(cx, cy)
     except CbenchError:
         raise
     except (RasterioError, OSError, ValueError) as exc:
