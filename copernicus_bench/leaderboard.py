@@ -356,7 +356,8 @@ def normalised_scores(values: dict[str, float], higher: bool, anchor: float | No
 
 
 def _anchor_column(columns: list[Column]) -> Column | None:
-    cands = [c for c in columns if c.model == RANDOM_BASELINE and not c.override_hash]
+    cands = [c for c in columns if c.model == RANDOM_BASELINE]
+    cands.sort(key=lambda c: bool(c.override_hash))  # the plain baseline first, else e.g. a tiny config
     return cands[0] if cands else None
 
 
