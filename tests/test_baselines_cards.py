@@ -104,7 +104,7 @@ def test_real_cards_match_baseline_assumptions(slug: str) -> None:
 
     real = real_card(slug)
     if real is None:
-        pytest.skip("task cards have not landed yet")
+        pytest.skip(f"no real card '{slug}' (synthetic-only, or the cards have not landed)")
     syn = synthetic_card(slug)
     assert (real.sensor, real.num_dates, real.input_mode) == (syn.sensor, syn.num_dates, syn.input_mode)
     assert (real.resolution, real.kernel_size) == (syn.resolution, syn.kernel_size)
