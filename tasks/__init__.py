@@ -97,12 +97,5 @@ def split_status(card: TaskCard, data_root: str | os.PathLike) -> dict[str, bool
     extracted on first use). Never extracts or reads images."""
     root = Path(data_root)
     cls = _loader_class(card)
-    status = {}
-    for split in SPLITS:
-        probe = cls.__new__(cls)
-        probe.card, probe.split, probe.root = card, split, root
-        present = all(f.is_file() for f in probe.split_files())
-        if not present and not probe.task_dir.exists():
-            present = (root / cls.zip_name()).is_file()
-        status[split] = present
-    return status
+    zipped = not (root / card.archive_dir).exists() and (root / cls.zip_name()).is_file()
+    return {split: zipped or all(f.is_file() for f in cls.split_paths(card, root, split)) for split in SPLITS}

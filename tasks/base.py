@@ -253,9 +253,14 @@ class BenchDataset(Dataset):
                 f"{target}: task data not found (nor {zip_path}); run 'cbench download --task "
                 f"{self.card.slug} --data-root {self.root}' or place {self.zip_name()} in {self.root}")
 
+    @classmethod
+    def split_paths(cls, card: TaskCard, root: Path, split: str) -> list[Path]:
+        """The split / label files of one split under a data root (no I/O)."""
+        return [Path(root) / cls.tg_class.directory / cls.tg_class.filename.format(split)]
+
     def split_files(self) -> list[Path]:
         """The split / label files of this split (their sha256 goes into results)."""
-        return [self.root / self.tg_class.directory / self.tg_class.filename.format(self.split)]
+        return self.split_paths(self.card, self.root, self.split)
 
     # -------------------------------------------------------------- torchgeo wrapping
     def _torchgeo(self) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,9 +27,6 @@ class _EuroSAT(BenchDataset):
         from ..errors import CbenchError
 
         return CbenchError(f"{self.split_files()[0]}: unknown EuroSAT class '{classname}'; {self.fix}")
-
-    def split_files(self) -> list[Path]:
-        return [self.task_dir / self.tg_class.filename.format(self.split)]
 
 
 @register("eurosat_s1")

@@ -21,8 +21,10 @@ class _LC100(BenchDataset):
 
     tg_kwargs = {"mode": "static"}
 
-    def split_files(self) -> list[Path]:
-        return [self.task_dir / f"multilabel-{self.split}.csv", self.task_dir / f"static_fnames-{self.split}.csv"]
+    @classmethod
+    def split_paths(cls, card: Any, root: Path, split: str) -> list[Path]:
+        folder = Path(root) / card.archive_dir
+        return [folder / f"multilabel-{split}.csv", folder / f"static_fnames-{split}.csv"]
 
     def _index(self) -> list[Any]:
         return [(str(pid), str(file)) for pid, file in self.tg.static_files.itertuples(index=False)]

@@ -38,8 +38,9 @@ class LCZS2(BenchDataset):
             raise CbenchError(f"{self.task_dir}: task data not found; run 'cbench download --task "
                               f"{self.card.slug} --data-root {self.root}' or place lcz_{{train,val,test}}.h5 there")
 
-    def split_files(self) -> list[Path]:
-        return [self.task_dir / self.tg_class.filename.format(self.split)]
+    @classmethod
+    def split_paths(cls, card: Any, root: Path, split: str) -> list[Path]:
+        return [Path(root) / card.archive_dir / cls.tg_class.filename.format(split)]
 
     def _torchgeo(self) -> Any:
         import h5py

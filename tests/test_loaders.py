@@ -488,3 +488,49 @@ def test_unknown_task_suggests_closest(tmp_path):
 def test_unknown_split(release):
     with pytest.raises(CbenchError, match="split 'dev'"):
         load_dataset("cloud-s2", "dev", release)
+
+
+def test_lc100seg_code_outside_table_becomes_unknown(fresh):
+    ds = load_dataset("lc100seg-s3", "train", fresh)
+    pid = ds.items[0][0]
+    codes = np.full((36, 36), 255, dtype="uint8")
+    codes[:, 18:] = 111
+    tif(fresh / "lc100_s3" / "lc100" / f"{pid}.tif", codes, "EPSG:4326", from_origin(10.0, 50.0, 0.001, 0.001))
+    target = ds[0]["target"]
+    assert int(target[0, 0]) == 0 and int(target[0, -1]) == 10  # 255 → Unknown, 111 → closed evergreen needle
+
+
+def test_nearest_resize_picks_floor_of_scaled_index_like_cv2():
+    from copernicus_bench.tasks.base import resize_nearest
+
+    src = np.arange(100, dtype=np.float32).reshape(10, 10)
+    out = resize_nearest(src, 56).numpy()
+    idx = [int(np.floor(i * 10 / 56)) for i in range(56)]
+    assert np.array_equal(out, src[np.ix_(idx, idx)])
+
+
+def test_bicubic_resize_keeps_constants_and_interpolates_between_samples():
+    from copernicus_bench.tasks.base import resize_bicubic
+
+    assert torch.allclose(resize_bicubic(np.full((2, 5, 5), 3.0), 17), torch.tensor(3.0))
+    ramp = np.tile(np.arange(8, dtype=np.float32), (8, 1))
+    up = resize_bicubic(ramp, 16).numpy()
+
+    def keys(x: float, a: float = -0.75) -> float:  # cv2.INTER_CUBIC's kernel
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x**3 - (a + 3) * x**2 + 1
+        return a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a if x < 2 else 0.0
+
+    expected = []
+    for j in range(4, 12):  # away from the border; half-pixel centres: x = (j + 0.5) / 2 - 0.5
+        x = (j + 0.5) / 2 - 0.5
+        base = int(np.floor(x))
+        expected.append(sum(ramp[4, base + k] * keys(x - (base + k)) for k in (-1, 0, 1, 2)))
+    assert np.allclose(up[4, 4:12], expected, atol=1e-5)
+
+
+def test_bench_dataset_is_public(release):
+    from copernicus_bench.tasks import BenchDataset
+
+    assert isinstance(load_dataset("lcz-s2", "train", release), BenchDataset)
