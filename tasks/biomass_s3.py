@@ -15,7 +15,8 @@ from .base import BenchDataset, day_from_name, register, resize_bicubic
 class BiomassS3(BenchDataset):
     """``static_fnames-{split}.csv`` (no header: id, file); ``s3_olci/<id>/<file>`` (21 bands) and
     ``biomass/<id>.tif`` (uint16 Mg/ha). Image: NaN → 0, OLCI scale factors, bicubic to ``loader_size``;
-    target: bicubic to ``loader_size`` as float32 (reference), non-finite → NaN."""
+    target: bicubic to ``loader_size`` (reference: cv2 on the uint16 raster, so rounded and clipped to the
+    uint16 range, then float32), non-finite → NaN."""
 
     tg_class = CopernicusBenchBiomassS3
     tg_kwargs = {"mode": "static"}
@@ -31,6 +32,9 @@ class BiomassS3(BenchDataset):
         image = resize_bicubic(self.scale_olci(image), size)
         raw, _, _ = self.read(self.task_dir / "biomass" / f"{pid}.tif", 1)
         target = resize_bicubic(raw[0].astype(np.float32), size)
+        if np.issubdtype(raw.dtype, np.integer):  # cv2 resizes the uint16 raster in its dtype: round, saturate
+            info = np.iinfo(raw.dtype)
+            target = target.round().clamp(float(info.min), float(info.max))
         target = torch.where(torch.isfinite(target), target, torch.tensor(float("nan")))
         days = day_from_name(file, self.tg_class.filename_regex)
         return {"image": image, "target": target, "meta": self.meta(lon, lat, days)}

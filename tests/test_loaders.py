@@ -534,3 +534,16 @@ def test_bench_dataset_is_public(release):
     from copernicus_bench.tasks import BenchDataset
 
     assert isinstance(load_dataset("lcz-s2", "train", release), BenchDataset)
+
+
+def test_biomass_target_resized_like_cv2_on_uint16(fresh):
+    ds = load_dataset("biomass-s3", "train", fresh)
+    pid = ds.items[0][0]
+    agb = np.zeros((36, 36), "uint16")
+    agb[:, 18:] = 1000  # a step: float bicubic would undershoot below 0 and overshoot above 1000
+    tif(fresh / "biomass_s3" / "biomass" / f"{pid}.tif", agb, "EPSG:4326", from_origin(10.0, 50.0, 0.001, 0.001))
+    t = ds[0]["target"]
+    assert t.dtype == torch.float32 and t.shape == (288, 288)
+    assert float(t.min()) == 0.0 and float(t.max()) <= 65535
+    assert torch.equal(t, t.round())  # integral, as cv2's uint16 output
+    assert float(t[0, 0]) == 0.0 and float(t[0, -1]) == 1000.0
