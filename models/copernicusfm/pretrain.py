@@ -204,7 +204,7 @@ def build_trainer(out: Path, cfg: PretrainConfig, save_every: int, devices: str 
                            save_top_k=-1, save_last=True, auto_insert_metric_name=False)
     return L.Trainer(max_steps=cfg.max_steps, accelerator=accel, devices=devices, strategy=strat,
                      num_nodes=num_nodes, precision=precision, callbacks=[ckpt], default_root_dir=str(out),
-                     logger=CSVLogger(str(out), name="logs", version=""), log_every_n_steps=log_every,
+                     logger=CSVLogger(str(out), name="logs"), log_every_n_steps=log_every,
                      limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
                      enable_model_summary=False, use_distributed_sampler=False)
 
