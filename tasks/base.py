@@ -215,9 +215,7 @@ class BenchDataset(Dataset):
         for f in self.split_files():
             if not f.is_file():
                 raise DataNotFoundError(
-                    f"{f}: split file for task '{card.slug}' ({split}) is missing; re-extract "
-                    f"{self.zip_name()} into {self.root} or run 'cbench download --task {card.slug} "
-                    f"--data-root {self.root}'")
+                    f"{f}: split file for task '{card.slug}' ({split}) is missing; {self.fix}")
         self.tg = self._torchgeo()
         items = self._index()
         self.items: list[Any] = list(items if limit is None else items[:limit])

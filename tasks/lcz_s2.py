@@ -30,8 +30,8 @@ class LCZS2(BenchDataset):
 
     @property
     def fix(self) -> str:
-        return (f"delete it and re-run 'cbench download --task {self.card.slug} --data-root {self.root}' "
-                f"(or place the released lcz_{{train,val,test}}.h5 in {self.task_dir})")
+        return (f"re-run 'cbench download --task {self.card.slug} --data-root {self.root}' or place the "
+                f"released lcz_{{train,val,test}}.h5 in {self.task_dir}")
 
     def prepare(self) -> None:
         if not self.task_dir.is_dir():
