@@ -122,7 +122,7 @@ class Teacher:
 
 
 class PooledViT(nn.Module):
-    """Mean of a timm ViT's last-layer patch tokens (prefix tokens dropped), input resized to a /14 size."""
+    """Mean of a timm ViT's last-layer patch tokens (prefix tokens dropped); input resized to the ViT's size."""
 
     def __init__(self, vit: nn.Module, patch: int = 14) -> None:
         super().__init__()
@@ -130,7 +130,8 @@ class PooledViT(nn.Module):
         self.patch = patch
 
     def forward(self, x: Tensor) -> Tensor:
-        size = max(self.patch, round(x.shape[-1] / self.patch) * self.patch)
+        fixed = getattr(getattr(self.vit, "patch_embed", None), "img_size", None)  # timm ViT: fixed 224
+        size = fixed[-1] if fixed else max(self.patch, round(x.shape[-1] / self.patch) * self.patch)
         if x.shape[-1] != size or x.shape[-2] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         tokens = self.vit.forward_features(x)
