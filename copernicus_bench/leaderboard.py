@@ -8,8 +8,8 @@ Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
   ``random-init`` (shown "(random init)"). Seeds are aggregated inside a column (so ``random``, whose
   weights hash changes per seed, is one column). A column is also split by what must never be averaged
   together, each marked in its header: tier (``†`` smoke), protocol (``‡`` paper), the built-in generated
-  sample data (``§``) and any other override (``+o<hash>``, a hash of the result's ``overrides`` less
-  what the column already shows: the sample data and ``random_init``). Results of different tiers are therefore never
+  sample data (``§``) and any other override (``[limit=4]``, or ``[o<hash>]`` when long: the result's
+  ``overrides`` less what the column already shows, i.e. the sample data and ``random_init``). Results of different tiers are therefore never
   mixed silently: they are different columns.
 * **Cells**: mean ± sample std (ddof=1) over seeds, then ``(n=k)`` seeds (a single seed shows no ±);
   ``-`` where the task is not in the column's ``applicable_tasks``; ``…`` where an applicable run is
@@ -63,7 +63,7 @@ class Column:
     tier: str = "full"
     protocol: str = "cached"
     sample_data: bool = False
-    override_hash: str = ""
+    override_hash: str = ""  # the override tag: "" | "limit=4" | "o<hash>"
     display: str = ""
 
     @property
@@ -72,7 +72,7 @@ class Column:
         if self.sample_data:
             parts.append("sample")
         if self.override_hash:
-            parts.append(f"o{self.override_hash}")
+            parts.append(self.override_hash)
         return "/".join(parts)
 
     @property
@@ -93,7 +93,7 @@ class Column:
         if self.sample_data:
             marks += MARK_SAMPLE
         if self.override_hash:
-            marks += f" +o{self.override_hash}"
+            marks += f" [{self.override_hash}]"
         return f"{self.display or self.model}{marks}"
 
 
@@ -180,22 +180,26 @@ def display_name(model: str, weights: str) -> str:
 
 
 def column_overrides(result: dict[str, Any], weights: str) -> str:
-    """Hash of the overrides not already shown by the column: the sample data (§) and ``random_init``
-    (the weights source) are left out, so a demo column is not marked twice."""
+    """A short tag for the overrides not already shown by the column (the sample data is §, ``random_init``
+    is the weights source): ``limit=4`` when short and readable, else ``o<hash>``; empty for none."""
     from .results import override_hash
 
     overrides = result.get("overrides")
     if not isinstance(overrides, dict):
-        return str(result.get("override_hash") or "")
+        h = str(result.get("override_hash") or "")
+        return f"o{h}" if h else ""
     rest = {k: v for k, v in overrides.items() if k != "data"}
-    model_args = rest.get("model_args")
-    if isinstance(model_args, dict) and weights == "random-init" and "random_init" in model_args:
-        model_args = {k: v for k, v in model_args.items() if k != "random_init"}
-        if model_args:
-            rest["model_args"] = model_args
-        else:
-            rest.pop("model_args")
-    return override_hash(rest)
+    model_args = rest.pop("model_args", None)
+    if isinstance(model_args, dict):
+        if weights == "random-init":
+            model_args = {k: v for k, v in model_args.items() if k != "random_init"}
+        rest.update({f"{k}": v for k, v in model_args.items()})
+    if not rest:
+        return ""
+    text = ",".join(f"{k}={v}" for k, v in sorted(rest.items()))
+    if len(text) <= 30 and all(isinstance(v, (int, float, str, bool)) for v in rest.values()):
+        return text
+    return f"o{override_hash(rest)}"
 
 
 def column_of(result: dict[str, Any]) -> Column:
@@ -405,7 +409,7 @@ def _notes(columns: list[Column], metric: str, compare_paper: bool, tolerance: f
         notes.append(f"{MARK_PAPER_PROTOCOL} paper protocol (augmented input re-encoded every epoch); other "
                      "columns use the cached flip views.")
     if any(c.override_hash for c in columns):
-        notes.append("+o<hash> = run with other overrides (see the result files' `overrides`).")
+        notes.append("[k=v] / [o<hash>] = run with other overrides (see the result files' `overrides`).")
     if compare_paper:
         notes.append(f"Paper numbers (arXiv 2503.11849, mean ± std of 3 runs) beside released/user columns and "
                      f"the random baseline, compared on `per_batch` as the paper computed; ⚠ = |ours − paper| > "

@@ -11,7 +11,7 @@ import pytest
 
 from copernicus_bench import leaderboard as lbm
 from copernicus_bench.cards import card_from_dict
-from copernicus_bench.results import SCHEMA, ResultKey, atomic_write_json
+from copernicus_bench.results import SCHEMA, ResultKey, atomic_write_json, override_hash
 
 
 def make_card(slug: str, level: int = 1, regression: bool = False, paper: dict | None = None, name: str | None = None):
@@ -292,5 +292,7 @@ def test_overrides_mark_columns_but_not_sample_data_or_random_init():
                          override_hash="cafebabe")
     lb = lbm.build_leaderboard([plain, epochs], CARDS)
     labels = [c.label for c in lb.columns]
-    assert labels[0] == "dofa (random init)§"
-    assert labels[1].startswith("dofa (random init)§ +o") and len(labels) == 2
+    assert labels == ["dofa (random init)§", "dofa (random init)§ [epochs=5]"]
+    long = make_result("dofa", "cls-a", 2, 60.0, source="random-init",
+                       overrides={"model_args": {"a_rather_long_option_name": "and-a-long-value"}})
+    assert lbm.column_of(long).label == f"dofa (random init) [o{override_hash({'a_rather_long_option_name': 'and-a-long-value'})}]"

@@ -1,0 +1,133 @@
+"""``cbench demo``: every installed model on every task it applies to, on the built-in generated sample.
+
+The point is to exercise each architecture's whole path (sample → loader → input pipeline → encoder →
+cache → probe → result file → leaderboard) in minutes on a CPU, not to measure anything: the data are a
+generated sample and the numbers mean nothing about the models. A model runs with its released weights
+when they are already in the weights folder; otherwise with random weights (``random_init=True`` for
+factories that accept it; a plug-in factory that does not is run as is) and its column says
+"(random init)". Nothing is downloaded. Tier ``smoke``, seed 0, and only the first ``DEMO_LIMIT`` samples
+of each split (stamped ``[limit=4]`` in the columns) so that all models finish in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import RunOutcome, RunSpec
+
+DEMO_LIMIT = 4  # samples per split: enough to run every step, small enough for ~10 min on 2 CPU cores
+BANNER = ("DEMO on a GENERATED SAMPLE of all 15 tasks: the numbers below mean nothing about the models; "
+          "they only show that every model's whole path runs.")
+
+
+@dataclass
+class DemoPlan:
+    model: str
+    weights: str  # "released" | "random-init" | "as is"
+    model_args: tuple[tuple[str, str], ...]
+    tasks: list[str]
+    note: str = ""
+
+
+@dataclass
+class DemoReport:
+    out: Path
+    results_dir: Path
+    leaderboard_dir: Path
+    plans: list[DemoPlan]
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def _accepts(factory: object, name: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def plan_model(name: str, weights_dir: str, cards: list) -> DemoPlan:
+    """Released weights if present in the weights folder, else random init where the factory allows it."""
+    from .errors import CbenchError
+    from .models_registry import MODELS, create_model
+
+    try:
+        adapter = create_model(name, weights_dir=weights_dir, seed=0)
+    except CbenchError as exc:
+        return DemoPlan(name, "as is", (), [], note=f"cannot be created: {exc}")
+    status = adapter.weights_status().lower()
+    tasks = [c.slug for c in cards if adapter.applicability(c) is None]
+    if "random" in status:  # the model is random by design (e.g. `random`, or a plug-in like the example)
+        return DemoPlan(name, "as is", (), tasks, note=adapter.weights_status())
+    if "present" in status and "missing" not in status:
+        return DemoPlan(name, "released", (), tasks, note=adapter.weights_status())
+    if _accepts(MODELS.get(name), "random_init"):
+        return DemoPlan(name, "random-init", (("random_init", "true"),), tasks,
+                        note="weights not in the weights folder: random init")
+    return DemoPlan(name, "as is", (), tasks, note=adapter.weights_status())
+
+
+def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress: bool = True,
+             cache_dir: str | None = None, launcher: str = "local", limit: int | None = DEMO_LIMIT) -> DemoReport:
+    """Generate the sample, run every (model, applicable task) on it, write results + leaderboard."""
+    from . import paths
+    from .errors import CbenchError
+    from .launchers import launch
+    from .leaderboard import build_leaderboard, markdown_table, summary_markdown, write_leaderboard
+    from .models_registry import list_models
+    from .results import ensure_writable, load_results
+    from .runner import RunSpec
+    from .tasks import list_cards
+    from .tasks.sample import ensure_builtin_sample
+
+    t0 = time.perf_counter()
+    out = ensure_writable(out)
+    results_dir, lb_dir = out / "results", out / "leaderboard"
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    say(f"cbench demo: {BANNER}")
+    say("cbench demo: generating the built-in sample (once; cached in "
+        f"{paths.sample_dir()}) ...")
+    ensure_builtin_sample()
+
+    known = list_models()
+    models = models or known
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise CbenchError(f"--models: unknown model(s) {unknown}; installed: {', '.join(known)}")
+    cards = list_cards()
+    weights_dir = str(paths.weights_dir())
+    plans = [plan_model(m, weights_dir, cards) for m in models]
+    specs: list[RunSpec] = []
+    for p in plans:
+        say(f"cbench demo: {p.model}: {len(p.tasks)} task(s), weights {p.weights} ({p.note})")
+        specs += [RunSpec(model=p.model, task=t, seed=0, tier="smoke", sample=True, out_dir=str(results_dir),
+                          weights_dir=weights_dir, cache_dir=cache_dir, model_args=p.model_args, limit=limit)
+                  for t in p.tasks]
+    report = DemoReport(out=out, results_dir=results_dir, leaderboard_dir=lb_dir, plans=plans)
+    report.outcomes = launch(specs, launcher=launcher, progress=progress)
+
+    lb = build_leaderboard(load_results(ensure_writable(results_dir)), cards)
+    write_leaderboard(lb, lb_dir)
+    report.seconds = time.perf_counter() - t0
+    if progress:
+        print(f"{BANNER}\n")
+        print(markdown_table(lb))
+        print()
+        print(summary_markdown(lb))
+        print(f"\n{BANNER}")
+    say(f"cbench demo: {len(specs)} run(s) in {report.seconds:.0f} s, {len(report.failed)} failed; results in "
+        f"{results_dir}, leaderboard in {lb_dir / 'README.md'} (chart {lb_dir / 'scores.png'})")
+    for o in report.failed:
+        say(f"cbench demo: FAILED {o.spec.model} {o.spec.task}: {o.message}")
+    return report
