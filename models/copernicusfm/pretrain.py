@@ -145,7 +145,12 @@ def resolve_var_embeds(weights_dir: Path, path: str | None, seed: int) -> tuple[
     candidate = Path(path) if path else weights_dir / FILENAME
     if candidate.is_file():
         emb = read_embeddings(candidate)
-        return {k: emb[k] for k in VARIABLE_KEYS}, {"random": False, "path": str(candidate), "sha256": emb.sha256}
+        label = candidate.parent / RANDOM_LABEL  # a stand-in exported by an earlier run stays labelled
+        info = {"random": label.is_file(), "path": str(candidate), "sha256": emb.sha256}
+        if label.is_file():
+            print(f"WARNING: {candidate} is labelled RANDOM by {label.name}; this run stays labelled "
+                  "random_var_embeddings=true.", file=sys.stderr)
+        return {k: emb[k] for k in VARIABLE_KEYS}, info
     if path:
         raise CbenchError(f"--var-embed {path}: file does not exist; pass the released {FILENAME}")
     msg = (f"WARNING: {FILENAME} not found in {weights_dir}: using RANDOM variable embeddings (seed {seed}) for "
@@ -230,14 +235,17 @@ def export_weights(ckpt_path: Path, out: Path, var_info: dict, var_embeds: dict[
     os.replace(tmp, target)
     emb_target = wdir / VAR_EMBED_NAME
     label = wdir / RANDOM_LABEL
-    if var_info.get("random"):
-        torch.save({ALIASES[k]: v.clone() for k, v in var_embeds.items()}, emb_target)
-        label.write_text("RANDOM variable embeddings (not the released Llama-3.2-1B ones); drawn by "
-                         f"copernicus_bench.models.copernicusfm.varembed.random_embedding with seed "
-                         f"{var_info.get('seed')}. Weights trained with them are not comparable to the release.\n")
-    else:
+    if var_info.get("path"):
         if Path(var_info["path"]).resolve() != emb_target.resolve():
             shutil.copyfile(var_info["path"], emb_target)
+    else:
+        torch.save({ALIASES[k]: v.clone() for k, v in var_embeds.items()}, emb_target)
+    if var_info.get("random"):
+        label.write_text("RANDOM variable embeddings (not the released Llama-3.2-1B ones); drawn by "
+                         "copernicus_bench.models.copernicusfm.varembed.random_embedding (seed "
+                         f"{var_info.get('seed', 'of an earlier run')}). Weights trained with them are not "
+                         "comparable to the release.\n")
+    else:
         label.unlink(missing_ok=True)
     return target
 
