@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 LEADERBOARD_SCHEMA = "copernicus-bench/leaderboard/v1"
 RANDOM_BASELINE = "random"  # the model whose column anchors the normalised score at 0
+NORM_FLOOR = -1.0  # normalised scores below this are clipped (a task where random is nearly best would dominate)
 DEFAULT_TOLERANCE = 1.0
 METRIC_LABELS = {"oa": "OA", "map-micro": "mAP", "miou": "mIoU", "rmse": "RMSE"}
 MARK_SMOKE, MARK_PAPER_PROTOCOL, MARK_SAMPLE = "†", "‡", "§"
@@ -347,7 +348,9 @@ def _ranks(values: dict[str, float], higher: bool) -> dict[str, float]:
 def normalised_scores(values: dict[str, float], higher: bool, anchor: float | None) -> dict[str, float]:
     """Per-task min-max: 0 at ``anchor`` (the random baseline; the worst value when None), 1 at the best.
 
-    A task whose range is empty (every column equal to the anchor) gives no score (NaN).
+    A task whose range is empty (the anchor is the best) gives no score (NaN). Scores below ``NORM_FLOOR``
+    (−1: twice as far below the baseline as the best is above it) are clipped, so that a task where the
+    baseline is nearly the best cannot dominate the average.
     """
     if not values:
         return {}
@@ -356,7 +359,7 @@ def normalised_scores(values: dict[str, float], higher: bool, anchor: float | No
     span = (best - low) if higher else (low - best)
     if span <= 0:
         return {k: math.nan for k in values}
-    return {k: ((v - low) if higher else (low - v)) / span for k, v in values.items()}
+    return {k: max(NORM_FLOOR, ((v - low) if higher else (low - v)) / span) for k, v in values.items()}
 
 
 def _anchor_column(columns: list[Column]) -> Column | None:
@@ -474,7 +477,7 @@ def summary_markdown(lb: Leaderboard) -> str:
     for s in lb.summaries:
         out.append(f"**Summary ({group_title(s.group)})** — over the {len(s.tasks)} task(s) every ranked column "
                    f"has{': ' + ', '.join(s.tasks) if s.tasks else ''}. Normalised score: per task 0 = {s.anchor}, "
-                   "1 = best column, averaged.")
+                   f"1 = best column, clipped at {NORM_FLOOR:g}, averaged.")
         out.append("")
         if not s.tasks:
             out.append("_No task has a result in every column of this group: no ranks computed._")
@@ -546,7 +549,7 @@ def plot_scores(lb: Leaderboard, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys(c.group for c in lb.columns)) or [("full", "cached", False)]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(max(8.0, 0.9 * len(lb.rows) + 3), 4.2 * len(groups)),
+    fig, axes = plt.subplots(len(groups), 1, figsize=(max(8.0, 0.9 * len(lb.rows) + 3), 5.0 * len(groups)),
                              squeeze=False)
     for ax, group in zip(axes[:, 0], groups):
         cols = [c for c in lb.columns if c.group == group]
@@ -561,11 +564,16 @@ def plot_scores(lb: Leaderboard, path: str | Path) -> Path:
                     xs.append(x - 0.4 + width * (i + 0.5))
                     ys.append(s)
             ax.bar(xs, ys, width=width, label=col.label, color=cmap(i % 10))
+        for x, r in enumerate(rows):
+            scores = task_scores(r, cols)
+            if scores and all(math.isnan(v) for v in scores.values()):
+                ax.text(x, 0.05, "baseline\nis best", ha="center", va="bottom", fontsize=7, color="grey")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axhline(1, color="grey", linewidth=0.6, linestyle="--")
+        ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r.card.name for r in rows], rotation=35, ha="right", fontsize=8)
-        ax.set_ylabel("normalised score\n(0 = random baseline, 1 = best)")
+        ax.set_ylabel(f"normalised score\n(0 = random baseline, 1 = best,\nclipped at {NORM_FLOOR:g})")
         title = f"Copernicus-Bench, {group_title(group)} ({lb.metric} metric)"
         if group[2]:
             title += "\nGENERATED SAMPLE DATA: these numbers mean nothing about the models"

@@ -110,3 +110,19 @@ def test_ray_local_cluster_runs_a_2x2_grid_on_cpu(tmp_path, capsys):
     assert files == ["tiny__bad__seed0.txt", "tiny__good__seed0.txt", "tiny__good__seed1.txt"]
     err = capsys.readouterr().err
     assert "FAILED: ValueError: broken on purpose" in err and "[4/4]" in err
+
+
+@pytest.mark.slow
+def test_ray_with_the_real_runner_on_the_sample_writes_results_then_skips(tmp_path, builtin_sample):
+    """2 tasks × 2 seeds of a tiny random ViT through run_one in Ray workers; a rerun is skipped."""
+    pytest.importorskip("ray")
+    from copernicus_bench.results import load_results
+
+    specs = expand_grid(["random"], ["eurosat-s1", "cloud-s2"], [0, 1], tier="smoke", sample=True, limit=4,
+                        out_dir=str(tmp_path / "res"), model_args=(("config", "tiny"),))
+    outcomes = launch(specs, "ray", progress=False)
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.message for o in outcomes]
+    results = load_results(tmp_path / "res")
+    assert sorted((r["task"], r["seed"]) for r in results) == sorted((s.task, s.seed) for s in specs)
+    again = launch(specs, "ray", progress=False)
+    assert [o.status for o in again] == ["skipped"] * 4

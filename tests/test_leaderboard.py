@@ -296,3 +296,8 @@ def test_overrides_mark_columns_but_not_sample_data_or_random_init():
     long = make_result("dofa", "cls-a", 2, 60.0, source="random-init",
                        overrides={"model_args": {"a_rather_long_option_name": "and-a-long-value"}})
     assert lbm.column_of(long).label == f"dofa (random init) [o{override_hash({'a_rather_long_option_name': 'and-a-long-value'})}]"
+
+
+def test_normalised_score_is_clipped_when_the_baseline_is_nearly_best():
+    s = lbm.normalised_scores({"best": 62.1, "random": 62.0, "bad": 10.0}, higher=True, anchor=62.0)
+    assert s["best"] == 1.0 and s["random"] == 0.0 and s["bad"] == lbm.NORM_FLOOR
