@@ -112,9 +112,8 @@ def test_ray_local_cluster_runs_a_2x2_grid_on_cpu(tmp_path, capsys):
     assert "FAILED: ValueError: broken on purpose" in err and "[4/4]" in err
 
 
-@pytest.mark.slow
 def test_ray_with_the_real_runner_on_the_sample_writes_results_then_skips(tmp_path, builtin_sample):
-    """2 tasks × 2 seeds of a tiny random ViT through run_one in Ray workers; a rerun is skipped."""
+    """2 tasks × 2 seeds of a tiny random ViT through run_one in Ray workers; a rerun is skipped (~20 s)."""
     pytest.importorskip("ray")
     from copernicus_bench.results import load_results
 
