@@ -16,6 +16,7 @@ import math
 import time
 
 import torch
+
 from copernicus_bench.models.copernicusfm.mae import DECODER_CONFIGS, CopernicusFMMAE
 from copernicus_bench.models.copernicusfm.model import build_model
 from copernicus_bench.models.copernicusfm.pretrain import param_groups

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import requests
 import torch
-from copernicus_bench.baselines import croma
 from test_baselines_cards import card, synthetic_card
 from torchgeo.models.croma import CROMA, get_2dalibi
 
+from copernicus_bench.baselines import croma
 from copernicus_bench.errors import CbenchError, WeightsNotFoundError
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 import torch
-from copernicus_bench.baselines import dofa
 from test_baselines_cards import card, synthetic_card
 from torchgeo.models.dofa import dofa_base_patch16_224
 
+from copernicus_bench.baselines import dofa
 from copernicus_bench.encoder import default_pipeline
 from copernicus_bench.errors import CbenchError, WeightsNotFoundError
 

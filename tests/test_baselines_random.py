@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from copernicus_bench.baselines import random_vit
-from copernicus_bench.baselines.common import block_indices
 from test_baselines_cards import card
 
+from copernicus_bench.baselines import random_vit
+from copernicus_bench.baselines.common import block_indices
 from copernicus_bench.encoder import default_pipeline
 
 

@@ -8,10 +8,10 @@ import pytest
 import requests
 import timm
 import torch
-from copernicus_bench.baselines import softcon
 from test_baselines_cards import card, synthetic_card
 from torchgeo.models.vit import vit_base_patch14_dinov2
 
+from copernicus_bench.baselines import softcon
 from copernicus_bench.errors import CbenchError, WeightsNotFoundError
 
 

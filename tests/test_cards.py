@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from copernicus_bench.tasks import CARDS_DIR, TASK_SLUGS, get_card, list_cards, resolve_tasks
 
 from copernicus_bench.cards import load_card
 from copernicus_bench.errors import CbenchError
+from copernicus_bench.tasks import CARDS_DIR, TASK_SLUGS, get_card, list_cards, resolve_tasks
 
 PAPER_ORDER = ["cloud-s2", "cloud-s3", "eurosat-s1", "eurosat-s2", "bigearthnet-s1", "bigearthnet-s2", "lc100cls-s3",
                "dfc2020-s1", "dfc2020-s2", "lc100seg-s3", "flood-s1", "lcz-s2", "biomass-s3", "aq-no2-s5p", "aq-o3-s5p"]

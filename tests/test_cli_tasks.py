@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from copernicus_bench.tasks import TASK_SLUGS
-
 from copernicus_bench.cli import main
+from copernicus_bench.tasks import TASK_SLUGS
 
 
 def rows(out: str) -> dict[str, str]:

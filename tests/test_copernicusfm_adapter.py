@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from copernicus_bench.encoder import EncoderAdapter, WeightsInfo, state_dict_sha256
+from copernicus_bench.errors import CbenchError, WeightsNotFoundError
 from copernicus_bench.models.copernicusfm import adapter as cfm_adapter
 from copernicus_bench.models.copernicusfm import checkpoint, varembed
 from copernicus_bench.models.copernicusfm.model import copernicusfm_base, copernicusfm_tiny
 from copernicus_bench.tasks import get_card
-
-from copernicus_bench.encoder import EncoderAdapter, WeightsInfo, state_dict_sha256
-from copernicus_bench.errors import CbenchError, WeightsNotFoundError
 
 RELEASED = checkpoint.SPEC.primary
 

@@ -6,11 +6,11 @@ from functools import partial
 
 import pytest
 import torch
-from copernicus_bench.models.copernicusfm import checkpoint, varembed
-from copernicus_bench.models.copernicusfm.model import copernicusfm_base, copernicusfm_tiny
 from torch import nn
 
 from copernicus_bench.errors import CbenchError, WeightsNotFoundError
+from copernicus_bench.models.copernicusfm import checkpoint, varembed
+from copernicus_bench.models.copernicusfm.model import copernicusfm_base, copernicusfm_tiny
 
 S2_WL = [440, 490, 560, 665, 705, 740, 783, 842, 860, 940, 1370, 1610, 2190]
 S2_BW = [20, 65, 35, 30, 15, 15, 20, 115, 20, 20, 30, 90, 180]

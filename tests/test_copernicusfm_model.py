@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from copernicus_bench.models.copernicusfm.model import (
     CopernicusFMViT,
     _pi_resize_matrix,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from copernicus_bench.tasks import get_card
 
 from copernicus_bench.cli import main
 from copernicus_bench.download import ReleasedFile, download_task, fetch, released_files
 from copernicus_bench.errors import CbenchError
+from copernicus_bench.tasks import get_card
 
 PINNED = "9d252acd3aa0e3da3128e05c6f028647f0e48e5f"
 

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from copernicus_bench.tasks import TASK_SLUGS, get_card, load_dataset, split_status
 from rasterio.transform import from_origin
 
 from copernicus_bench.cards import SPLITS
 from copernicus_bench.errors import CbenchError
+from copernicus_bench.tasks import TASK_SLUGS, get_card, load_dataset, split_status
 
 UTM = "EPSG:32632"
 UTM_T = from_origin(500000, 5000000, 10, 10)  # ~9.0°E 45.1°N

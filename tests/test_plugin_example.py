@@ -39,10 +39,9 @@ def test_plugin_is_listed_by_cbench_models(installed_plugin):
 
 
 def test_plugin_is_created_through_the_registry_and_refuses_s5p(installed_plugin):
-    from copernicus_bench.tasks import list_cards
-
     from copernicus_bench.encoder import EncoderAdapter
     from copernicus_bench.models_registry import create_model, list_models
+    from copernicus_bench.tasks import list_cards
 
     assert installed_plugin in list_models()
     adapter = create_model(installed_plugin, weights_dir="unused", seed=0)
@@ -53,9 +52,9 @@ def test_plugin_is_created_through_the_registry_and_refuses_s5p(installed_plugin
 
 def test_plugin_encoder_returns_pooled_and_four_maps(installed_plugin):
     import torch
-    from copernicus_bench.tasks import get_card
 
     from copernicus_bench.models_registry import create_model
+    from copernicus_bench.tasks import get_card
 
     adapter = create_model(installed_plugin, weights_dir="unused", seed=0, width=16)
     card = get_card("cloud-s2")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
+from copernicus_bench.cli import main as cbench
 from copernicus_bench.models.copernicusfm import mae as mae_mod
 from copernicus_bench.models.copernicusfm.mae import (
     DECODER_CONFIGS,
@@ -30,9 +33,6 @@ from copernicus_bench.models.copernicusfm.pretrain_data import (
 )
 from copernicus_bench.models.copernicusfm.pretrain_sample import write_sample_shards
 from copernicus_bench.models.copernicusfm.varembed import ALIASES, random_embedding
-from torch import nn
-
-from copernicus_bench.cli import main as cbench
 
 SCALE = 0.25  # S1/S2 64 px, S3 24, S5P 8, DEM 256: same kernels as the paper, 4×4 tokens for S1/S2
 VAR = {k: random_embedding(k, 0) for k in ALIASES}

@@ -238,3 +238,16 @@ def test_results_carry_the_resolved_config_and_provenance(builtin_sample, smoke_
                 "task_version", "best_epoch", "input_adaptation"):
         assert key in raw
     assert raw["pipeline"]["resolution"] <= 64 and raw["overrides"]["model_args"] == {"config": "tiny"}
+
+
+def test_state_dict_hash_covers_zero_dim_buffers_and_values():
+    import torch
+
+    from copernicus_bench.encoder import state_dict_sha256
+
+    a = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3))
+    b = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3))
+    b.load_state_dict(a.state_dict())
+    assert state_dict_sha256(a) == state_dict_sha256(b)
+    b[1].num_batches_tracked += 1  # a 0-dim buffer
+    assert state_dict_sha256(a) != state_dict_sha256(b)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from copernicus_bench.tasks import sample as S
 
 from copernicus_bench.errors import CbenchError
+from copernicus_bench.tasks import sample as S
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
