@@ -64,7 +64,7 @@ def test_same_seed_gives_identical_metrics_and_another_seed_reuses_no_weights(bu
 def test_each_task_type_runs_in_the_smoke_tier(builtin_sample, smoke_results, task):
     assert run_cli("--model", "random", "--task", task, "--sample", "--tier", "smoke", "--model-args", TINY,
                    "--out", str(smoke_results)) == 0
-    [r] = [r for r in results_in(smoke_results) if r["task"] == task]
+    [r] = [r for r in results_in(smoke_results) if r["task"] == task and r["model"] == "random"]
     value = r["metric"]["global"]
     assert value == value  # not NaN
     if r["metric"]["name"] == "rmse":
@@ -232,7 +232,7 @@ def test_a_model_that_does_not_apply_to_a_named_task_is_refused(builtin_sample, 
 def test_results_carry_the_resolved_config_and_provenance(builtin_sample, smoke_results):
     assert run_cli("--model", "random", "--task", "eurosat-s1", "--sample", "--tier", "smoke", "--model-args",
                    TINY, "--out", str(smoke_results)) == 0
-    [r] = [r for r in results_in(smoke_results) if r["task"] == "eurosat-s1"]
+    [r] = [r for r in results_in(smoke_results) if r["task"] == "eurosat-s1" and r["model"] == "random"]
     raw = json.loads(Path(r["_path"]).read_text())
     for key in ("config", "pipeline", "split_checksums", "versions", "git_commit", "device", "peak_memory_mb",
                 "task_version", "best_epoch", "input_adaptation"):
