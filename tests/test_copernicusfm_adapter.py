@@ -158,3 +158,21 @@ def test_pretraining_export_loads_through_adapter(tmp_path):
     ignored = checkpoint.load_checkpoint_file(loaded, tmp_path / "pretrained.pth")
     assert ignored and all(k.startswith(checkpoint.PRETRAINING_ONLY_PREFIXES) for k in ignored)
     assert state_dict_sha256(loaded) == state_dict_sha256(enc)
+
+
+def test_random_embeddings_written_by_pretraining_are_labelled_in_the_pipeline(tmp_path):
+    import torch
+
+    from copernicus_bench.models.copernicusfm import varembed
+    from copernicus_bench.models.copernicusfm.adapter import build_adapter
+    from copernicus_bench.tasks import get_card
+
+    names = {"Sentinel 5P Nitrogen Dioxide": torch.randn(2048), "Sentinel 5P Ozone": torch.randn(2048)}
+    torch.save(names, tmp_path / varembed.FILENAME)
+    card = get_card("aq-no2-s5p")
+    plain = build_adapter(weights_dir=str(tmp_path)).input_pipeline(card, "smoke")
+    assert not any("RANDOM" in a for a in plain.adaptations)
+    (tmp_path / "var_embed_llama3.2_1B.RANDOM.txt").write_text("random stand-in\n")
+    labelled = build_adapter(weights_dir=str(tmp_path)).input_pipeline(card, "smoke")
+    assert any("RANDOM stand-in" in a for a in labelled.adaptations)
+    assert labelled.digest() != plain.digest()  # and so the cache key differs

@@ -153,9 +153,12 @@ class CopernicusFMAdapter(EncoderAdapter):
                              f"(random-init run; the released {varembed.FILENAME} is not used)")
         else:
             emb = self._embeddings()
+            random_file = varembed.is_random_stand_in(emb.path)
             for b in card.bands:
                 notes.append(f"variable embedding '{b.variable}' = '{emb.resolve(b.variable)}' from "
-                             f"{Path(emb.path).name} sha256 {emb.sha256}")
+                             f"{Path(emb.path).name} sha256 {emb.sha256}"
+                             + (" (RANDOM stand-in written by cbench pretrain, not the released Llama "
+                                "embeddings)" if random_file else ""))
         return InputPipeline(**{**_fields(base), "adaptations": base.adaptations + tuple(notes)})
 
     def build(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> TaskEncoder:

@@ -116,6 +116,12 @@ def load_embeddings(weights_dir: str | os.PathLike | None = None, path: str | os
     return read_embeddings(ensure_weights(SPEC, folder, download=download))
 
 
+def is_random_stand_in(path: str | os.PathLike) -> bool:
+    """True when ``cbench pretrain`` wrote this file with random embeddings (its ``.RANDOM.txt`` sidecar)."""
+    p = Path(path)
+    return p.with_name(p.stem + ".RANDOM.txt").is_file()
+
+
 def random_embedding(key: str, seed: int) -> Tensor:
     """A standard-normal (2048,) stand-in drawn from ``seed`` and the variable key (random-init runs only;
     the caller must label it as such)."""
