@@ -45,16 +45,16 @@ def launch(specs: Sequence[RunSpec], launcher: str = "local", ray_address: str |
     if launcher not in LAUNCHERS:
         raise CbenchError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
     specs = list(specs)
-    if launcher == "local":
-        return _launch_local(specs, progress, run_fn)
+    if launcher == "local":  # in-process: the runner's own progress bars are shown
+        return _launch_local(specs, progress, run_fn or (lambda spec: _default_run_fn(spec, progress)))
     return _launch_ray(specs, ray_address, progress, run_fn)
 
 
 # ----------------------------------------------------------------------------- shared helpers
-def _default_run_fn(spec: RunSpec) -> RunOutcome:
+def _default_run_fn(spec: RunSpec, progress: bool = False) -> RunOutcome:
     from .runner import run_one
 
-    return run_one(spec, progress=False)
+    return run_one(spec, progress=progress)
 
 
 def _call(run_fn: RunFn, spec: RunSpec) -> RunOutcome:

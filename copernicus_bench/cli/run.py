@@ -126,41 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _launch(specs, args):
-    if args.launcher == "ray":
-        from ..launchers import launch
+    from ..launchers import launch
 
-        return launch(specs, launcher="ray", ray_address=args.ray_address)
-    return run_local(specs)
-
-
-def run_local(specs, progress: bool = True):
-    """Run jobs in this process; a model whose weights are missing fails fast (its other jobs are not tried)."""
-    from ..runner import RunOutcome, run_one
-
-    outcomes, dead = [], {}
-    for spec in specs:
-        if spec.model in dead:
-            outcomes.append(RunOutcome(spec, "failed", None, dead[spec.model], None, error_kind="weights"))
-            continue
-        outcome = run_one(spec, progress=progress)
-        if outcome.status == "failed" and outcome.error_kind == "weights":
-            dead[spec.model] = outcome.message
-            print(f"cbench: error: {outcome.message}", file=sys.stderr)
-        outcomes.append(outcome)
-        _report(outcome)
-    return outcomes
-
-
-def _report(o) -> None:
-    s = o.spec
-    if o.status == "done":
-        print(f"done     {s.model} {s.task} seed {s.seed}: {o.metric:.3f} → {o.path}", file=sys.stderr)
-    elif o.status == "skipped":
-        print(f"skipped  {s.model} {s.task} seed {s.seed}: {o.message}", file=sys.stderr)
-    elif o.status == "not-applicable":
-        print(f"-        {s.model} {s.task}: not applicable ({o.message})", file=sys.stderr)
-    elif o.error_kind != "weights":
-        print(f"FAILED   {s.model} {s.task} seed {s.seed}: {o.message}", file=sys.stderr)
+    return launch(specs, launcher=args.launcher, ray_address=args.ray_address)
 
 
 def _summary(outcomes) -> None:
