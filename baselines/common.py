@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import re
 from collections import OrderedDict
@@ -277,7 +279,7 @@ class PretrainedAdapter(EncoderAdapter):
             else:
                 spec = self.specs[self.variant(card)]
                 path = self.checkpoint_path(card)
-                info = weights_info(path, spec)
+                info = self._with_set_hash(weights_info(path, spec))
                 module = seeded(0, lambda: self.make_module(card, pipeline))
                 self.load_into(module, self.read_checkpoint(path), path, card)
             freeze(module)
@@ -285,6 +287,13 @@ class PretrainedAdapter(EncoderAdapter):
             while len(self._built) > 2:
                 self._built.popitem(last=False)
         return self._built[key]
+
+    def _with_set_hash(self, info: WeightsInfo) -> WeightsInfo:
+        """Models with one file per variant (SoftCon) get the hash of the set of files present."""
+        if len(self.specs) < 2:
+            return info
+        shas = sorted(file_sha256(p) for s in self.specs.values() if (p := find_weights(s, self.weights_dir)))
+        return dataclasses.replace(info, set_sha256=hashlib.sha256("".join(shas).encode()).hexdigest())
 
     def weights_info(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> WeightsInfo:
         """The weights identity for the result's skip key."""

@@ -135,11 +135,14 @@ class WeightsInfo:
     source: Literal["released", "user", "random-init"]
     sha256: str
     file: str | None = None
+    #: for a model whose weights are several files (SoftCon: one per sensor), the hash of the whole set,
+    #: so all its tasks share one leaderboard column; ``sha256`` stays the file this task used
+    set_sha256: str | None = None
 
     @property
     def label(self) -> str:
         if self.source == "user":
-            return f"user:{self.sha256[:8]}"
+            return f"user:{(self.set_sha256 or self.sha256)[:8]}"
         return self.source
 
     @property
