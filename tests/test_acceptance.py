@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from random_weights import write_released_names  # tests/ is on sys.path (pytest rootdir-less import)
 
 from copernicus_bench.cli import main
 from copernicus_bench.results import load_results
 from copernicus_bench.tasks import TASK_SLUGS
-
-from .random_weights import write_released_names
 
 pytestmark = pytest.mark.slow
 PRETRAINED = ("softcon", "croma", "dofa")
