@@ -16,7 +16,6 @@ post − pre features (the reference's change-detection protocol).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -106,12 +105,6 @@ class Batch:
     target: Tensor
 
 
-def feature_bytes(card: TaskCard, n: int, embed_dim: int, grid: int, views: int) -> int:
-    """fp16 bytes of cached features for ``n`` samples (dense: four maps at ×1 the token grid)."""
-    per = embed_dim * (grid * grid if card.is_dense else 1) * (NUM_MAPS if card.is_dense else 1)
-    return 2 * per * n * views
-
-
 def collate_loader(dataset: Dataset, batch_size: int, num_workers: int,
                    shuffle: bool = False, generator: torch.Generator | None = None,
                    drop_last: bool = False) -> DataLoader:
@@ -121,8 +114,9 @@ def collate_loader(dataset: Dataset, batch_size: int, num_workers: int,
 
 def fill_cache(writer, encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, dataset: Dataset,
                views: int, device: torch.device, batch_size: int, num_workers: int,
-               progress=None) -> None:
-    """Encode every sample of ``dataset`` in each of ``views`` flip views into new cache arrays."""
+               progress=None, dtype: str = "float16") -> None:
+    """Encode every sample of ``dataset`` in each of ``views`` flip views into new cache arrays
+    (``dtype`` float16 by default: half the disk and page cache; float32 to keep the encoder's precision)."""
     n = len(dataset)
     arrays: dict[str, np.memmap] = {}
     offset = 0
@@ -135,12 +129,12 @@ def fill_cache(writer, encoder: TaskEncoder, pipeline: InputPipeline, card: Task
                 for level, fmap in enumerate(out.maps):
                     name = f"map{level}"
                     if name not in arrays:
-                        arrays[name] = writer.create(name, (views, n, *fmap.shape[1:]), np.float16)
-                    arrays[name][v, offset:offset + b] = fmap.half().cpu().numpy()
+                        arrays[name] = writer.create(name, (views, n, *fmap.shape[1:]), dtype)
+                    arrays[name][v, offset:offset + b] = fmap.float().cpu().numpy().astype(dtype)
             else:
                 if "pooled" not in arrays:
-                    arrays["pooled"] = writer.create("pooled", (views, n, out.pooled.shape[1]), np.float16)
-                arrays["pooled"][v, offset:offset + b] = out.pooled.half().cpu().numpy()
+                    arrays["pooled"] = writer.create("pooled", (views, n, out.pooled.shape[1]), dtype)
+                arrays["pooled"][v, offset:offset + b] = out.pooled.float().cpu().numpy().astype(dtype)
         if "target" not in arrays:
             arrays["target"] = writer.create("target", (n, *target.shape[1:]), target.numpy().dtype)
         arrays["target"][offset:offset + b] = target.numpy()
@@ -255,6 +249,3 @@ class OnTheFlySource:
             b = batch["image"].shape[0]
             yield self._encode(batch["image"], batch["target"], batch["meta"], torch.zeros(b, dtype=torch.long), None)
 
-
-def token_grid(resolution: int, kernel: int) -> int:
-    return max(1, math.ceil(resolution / kernel))

@@ -63,6 +63,7 @@ class RunSpec:
     limit: int | None = None
     num_workers: int = 0
     cache_budget_gb: float = 8.0
+    cache_dtype: str = "float16"
     model_args: tuple[tuple[str, str], ...] = ()
     overwrite: bool = False
 
@@ -172,6 +173,8 @@ def _overrides(spec: RunSpec, model_args: dict[str, Any]) -> dict[str, Any]:
         out["limit"] = spec.limit
     if model_args:
         out["model_args"] = model_args
+    if spec.cache_dtype != "float16":
+        out["cache_dtype"] = spec.cache_dtype
     if spec.sample:
         out["data"] = "built-in sample"
     return out
@@ -183,6 +186,8 @@ def _run(spec: RunSpec, progress: bool) -> RunOutcome:
     t_start = time.perf_counter()
     if spec.tier not in TIERS:
         raise CbenchError(f"--tier {spec.tier!r} is unknown; use one of {', '.join(TIERS)}")
+    if spec.cache_dtype not in ("float16", "float32"):
+        raise CbenchError(f"--cache-dtype {spec.cache_dtype!r} is unknown; use float16 or float32")
     if spec.protocol not in PROTOCOLS:
         raise CbenchError(f"--protocol {spec.protocol!r} is unknown; use one of {', '.join(PROTOCOLS)}")
     card = get_card(spec.task)
@@ -280,6 +285,7 @@ def _run(spec: RunSpec, progress: bool) -> RunOutcome:
             "pooled_head": adapter.head, "limit": limit, "samples": {k: len(v) for k, v in datasets.items()},
             "model_options": adapter.options(), "model_args": model_args, "data_root": str(data_root),
             "num_workers": spec.num_workers, "cache_budget_gb": spec.cache_budget_gb,
+            "cache_dtype": spec.cache_dtype,
             "selection": "best validation epoch by the global metric",
         },
         "split_checksums": split_checksums,
@@ -307,7 +313,8 @@ def _feature_sources(spec: RunSpec, card: TaskCard, adapter: EncoderAdapter, enc
                                  num_workers=spec.num_workers) for s, ds in datasets.items()}
         return src, {"mode": "paper-protocol (re-encoded every epoch)"}, 0.0
 
-    estimate = _estimate_bytes(card, encoder, pipeline, datasets, device)
+    itemsize = 4 if spec.cache_dtype == "float32" else 2
+    estimate = _estimate_bytes(card, encoder, pipeline, datasets, device) // 2 * itemsize
     budget = int(spec.cache_budget_gb * 2**30)
     if card.is_dense and estimate > budget:
         src = {s: OnTheFlySource(encoder, pipeline, card, ds, device, augment="flips" if s == "train" else "none",
@@ -322,7 +329,7 @@ def _feature_sources(spec: RunSpec, card: TaskCard, adapter: EncoderAdapter, enc
             "features": FEATURES_VERSION, "model": spec.model, "weights": weights_sha,
             "model_options": adapter.options(), "task": card.slug, "card": card.digest(), "split": split,
             "pipeline": pipeline.digest(), "views": views, "limit": limit, "n": len(ds),
-            "smoke_targets": isinstance(ds, _SmokeTargets), "dtype": "float16",
+            "smoke_targets": isinstance(ds, _SmokeTargets), "dtype": spec.cache_dtype,
             "data": str(getattr(getattr(ds, "base", ds), "root", "")), "split_files": split_sums[split],
         }
         key = cache_key(parts)
@@ -331,7 +338,7 @@ def _feature_sources(spec: RunSpec, card: TaskCard, adapter: EncoderAdapter, enc
 
         def build(writer, ds=ds, views=views, bar=bar):
             fill_cache(writer, encoder, pipeline, card, ds, views, device, encode_bs, spec.num_workers,
-                       progress=lambda n: bar.update(n * views))
+                       progress=lambda n: bar.update(n * views), dtype=spec.cache_dtype)
 
         arrays, hit = cache.get_or_build(key, parts, build)
         bar.close()

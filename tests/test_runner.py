@@ -251,3 +251,15 @@ def test_state_dict_hash_covers_zero_dim_buffers_and_values():
     assert state_dict_sha256(a) == state_dict_sha256(b)
     b[1].num_batches_tracked += 1  # a 0-dim buffer
     assert state_dict_sha256(a) != state_dict_sha256(b)
+
+
+def test_float32_cache_is_an_override_with_its_own_cache_entry(builtin_sample, tmp_path):
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    assert run_cli("--model", "random", "--task", "eurosat-s1", "--sample", "--tier", "smoke", "--model-args",
+                   TINY, "--cache-dtype", "float32", "--cache-dir", str(cache), "--out", str(tmp_path / "r")) == 0
+    [r] = results_in(tmp_path / "r")
+    assert r["overrides"]["cache_dtype"] == "float32" and r["config"]["cache_dtype"] == "float32"
+    dtypes = {str(np.load(p, mmap_mode="r").dtype) for p in cache.rglob("pooled.npy")}
+    assert dtypes == {"float32"}

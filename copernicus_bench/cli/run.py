@@ -60,6 +60,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="feature cache (default ~/.cache/copernicus-bench/features, $CBENCH_CACHE_DIR)")
     p.add_argument("--cache-budget", type=float, default=8.0, metavar="GB",
                    help="largest dense feature cache per job in GB; above it maps are encoded on the fly")
+    p.add_argument("--cache-dtype", choices=("float16", "float32"), default="float16",
+                   help="precision of cached features (default float16)")
     p.add_argument("--weights-dir", help="checkpoints folder (default ~/.cache/copernicus-bench/weights)")
     p.add_argument("--model-args", type=_model_args, default=(), metavar="K=V,...",
                    help="keyword arguments for the model factory, e.g. config=tiny,random_init=true")
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     common = dict(tier=args.tier, protocol=args.protocol, data_root=args.data_root, sample=args.sample,
                   weights_dir=args.weights_dir, cache_dir=args.cache_dir, out_dir=args.out, device=args.device,
                   batch_size=args.batch_size, epochs=args.epochs, limit=args.limit, num_workers=args.num_workers,
-                  cache_budget_gb=args.cache_budget, model_args=args.model_args, overwrite=args.overwrite)
+                  cache_budget_gb=args.cache_budget, cache_dtype=args.cache_dtype, model_args=args.model_args, overwrite=args.overwrite)
     explicit = args.task.strip() != "all"
     specs = []
     for name in args.model:
