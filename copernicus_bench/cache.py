@@ -13,19 +13,19 @@ own entries.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .filelock import exclusive_lock
 
 CACHE_FORMAT = "1"
 COMPLETE = "COMPLETE"
@@ -68,17 +68,6 @@ class FeatureCache:
     def entry_dir(self, key: str) -> Path:
         return self.root / key[:2] / key
 
-    @contextlib.contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
-        lock_path = self.root / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def load(self, key: str) -> dict[str, np.ndarray] | None:
         """The entry's arrays (memory-mapped, read-only), or None if absent, incomplete or corrupt."""
         folder = self.entry_dir(key)
@@ -107,7 +96,7 @@ class FeatureCache:
         found = self.load(key)
         if found is not None:
             return found, True
-        with self._lock(key):
+        with exclusive_lock(self.root / key[:2] / f"{key}.lock"):
             found = self.load(key)  # another process may have built it while we waited
             if found is not None:
                 return found, True

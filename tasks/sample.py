@@ -62,7 +62,6 @@ timestamps, HDF5 without object times, zip entries with a fixed date).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -79,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from copernicus_bench.errors import CbenchError
+from copernicus_bench.filelock import exclusive_lock
 
 SAMPLE_VERSION = 1
 MARKER = ".cbench-sample-complete"
@@ -800,19 +800,6 @@ def generate_sample(out_dir: str | os.PathLike[str], tasks: list[str] | None = N
     return root
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path):
-    import fcntl
-
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _marker_ok(path: Path) -> bool:
     try:
         return json.loads((path / MARKER).read_text()).get("version") == SAMPLE_VERSION
@@ -833,7 +820,7 @@ def ensure_builtin_sample() -> Path:
         return final
     parent = final.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _locked(parent / f".{final.name}.lock"):
+    with exclusive_lock(parent / f".{final.name}.lock"):
         if _marker_ok(final):
             return final
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
