@@ -27,6 +27,13 @@ def installed_plugin():
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
                            "-e", str(PLUGIN)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # a package installed while this interpreter runs is importable only once its .pth files are read again
+    import importlib
+    import site
+
+    for folder in site.getsitepackages():
+        site.addsitedir(folder)
+    importlib.invalidate_caches()
     from copernicus_bench.models_registry import MODELS
 
     MODELS._entry_points = None  # re-read entry points: the package was installed after the first lookup
