@@ -24,7 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from copernicus_bench import paths
-from copernicus_bench.encoder import EncoderAdapter, InputPipeline, TaskEncoder, WeightsInfo
+from copernicus_bench.encoder import (
+    EncoderAdapter,
+    InputPipeline,
+    TaskEncoder,
+    WeightsInfo,
+    random_init_token,
+)
 from copernicus_bench.errors import CbenchError, NotApplicableError
 from copernicus_bench.weights import (
     WeightsSpec,
@@ -261,7 +267,12 @@ class PretrainedAdapter(EncoderAdapter):
 
     def checkpoint_path(self, card: TaskCard) -> Path:
         """The local file for ``card``'s variant (downloaded once when absent)."""
-        return ensure_weights(self.specs[self.variant(card)], self.weights_dir)
+        spec = self.specs[self.variant(card)]
+        return ensure_weights(spec, self.weights_dir, model=self.name, others=self.weight_files())
+
+    def weight_files(self) -> tuple[WeightsSpec, ...]:
+        """Every released file of this model (``cbench weights download`` fetches them)."""
+        return tuple(self.specs.values())
 
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         return unwrap_state_dict(cached_checkpoint(path))
@@ -302,6 +313,14 @@ class PretrainedAdapter(EncoderAdapter):
     def build(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> TaskEncoder:
         module, info = self._module(card, pipeline, seed)
         return self.make_encoder(module, card, pipeline, info)
+
+    def identity_token(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> str | None:
+        """The seed for random weights, else the sha256 of the file present (None when it is absent: the
+        build then downloads it or names it missing)."""
+        if self.random_init:
+            return random_init_token(seed, self.config, self.variant(card), *self.arch_key(card, pipeline))
+        path = find_weights(self.specs[self.variant(card)], self.weights_dir)
+        return None if path is None else f"file:{file_sha256(path)}"
 
     def weights_status(self) -> str:
         if self.random_init:

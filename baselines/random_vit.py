@@ -31,6 +31,7 @@ from copernicus_bench.encoder import (
     Tier,
     WeightsInfo,
     default_pipeline,
+    random_init_token,
     state_dict_sha256,
     tokens_to_map,
 )
@@ -111,6 +112,9 @@ class RandomViTAdapter(EncoderAdapter):
 
     def weights_status(self) -> str:
         return "random init per seed"
+
+    def identity_token(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> str | None:
+        return random_init_token(seed, self.config, pipeline.resolution, card.kernel_size, pipeline.num_channels)
 
     def options(self) -> dict:
         return {} if self.config == "base" else {"config": self.config}

@@ -187,9 +187,25 @@ class EncoderAdapter(ABC):
         """One phrase for ``cbench models``: e.g. ``released (present)``, ``missing: FILE``, ``random``."""
         return "n/a"
 
+    def identity_token(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> str | None:
+        """A cheap string naming the weights :meth:`build` would use for ``card`` and ``seed``, computed
+        without building the model (e.g. the checkpoint file's sha256, or the seed for random weights).
+
+        The runner compares it with the token stored in an existing result to skip a finished job before any
+        model is built. ``None`` (the default, and for any weights it cannot name cheaply) means unknown:
+        the runner then builds the encoder first, as before.
+        """
+        return None
+
     def options(self) -> dict:
         """Constructor options that change the encoder (hashed into the result identity)."""
         return {}
+
+
+def random_init_token(seed: int, *parts: object) -> str:
+    """:meth:`EncoderAdapter.identity_token` of weights drawn from ``seed`` (the torch version is part of it:
+    another torch may draw other numbers)."""
+    return "random-init:" + ":".join(str(p) for p in (torch.__version__, int(seed), *parts))
 
 
 def state_dict_sha256(module: nn.Module) -> str:

@@ -27,11 +27,12 @@ from copernicus_bench.encoder import (
     Tier,
     WeightsInfo,
     default_pipeline,
+    random_init_token,
     state_dict_sha256,
 )
 from copernicus_bench.errors import CbenchError
 from copernicus_bench.paths import weights_dir as default_weights_dir
-from copernicus_bench.weights import ensure_weights, find_weights, weights_info
+from copernicus_bench.weights import ensure_weights, file_sha256, find_weights, weights_info
 
 from . import varembed
 from .checkpoint import SPEC, load_checkpoint_file
@@ -181,6 +182,22 @@ class CopernicusFMAdapter(EncoderAdapter):
         return CopernicusFMTaskEncoder(model, info, card.input_mode, card.kernel_size, wavelengths, bandwidths,
                                        language, self.meta_nan_mode)
 
+    def identity_token(self, card: TaskCard, pipeline: InputPipeline, seed: int) -> str | None:
+        """The seed for random weights; else the checkpoint's sha256 (and, for variable tasks, the
+        variable-embedding file's); None when a file is absent (the build downloads it or names it)."""
+        if self.random_init:
+            return random_init_token(seed, self.config)
+        ckpt = self.checkpoint if self.checkpoint is not None else find_weights(SPEC, self.weights_dir)
+        if ckpt is None or not Path(ckpt).is_file():
+            return None
+        token = f"file:{file_sha256(ckpt)}"
+        if card.input_mode != "spectral":
+            emb = self.var_embed if self.var_embed is not None else find_weights(varembed.SPEC, self.weights_dir)
+            if emb is None or not Path(emb).is_file():
+                return None
+            token += f"+{file_sha256(emb)}"
+        return token
+
     def weights_status(self) -> str:
         if self.random_init:
             return "random-init (drawn from the seed)"
@@ -203,8 +220,13 @@ class CopernicusFMAdapter(EncoderAdapter):
         return opts
 
     # ------------------------------------------------------------------ internals
+    def weight_files(self) -> tuple:
+        """The released checkpoint and variable-embedding file (``cbench weights download`` fetches both)."""
+        return (SPEC, varembed.SPEC)
+
     def _embeddings(self) -> varembed.VariableEmbeddings:
-        return varembed.load_embeddings(self.weights_dir, self.var_embed, download=self.download)
+        others = (SPEC,) if self.checkpoint is None else ()
+        return varembed.load_embeddings(self.weights_dir, self.var_embed, download=self.download, others=others)
 
     def _model(self, seed: int) -> tuple[CopernicusFMViT, WeightsInfo]:
         if self.random_init:
@@ -215,8 +237,9 @@ class CopernicusFMAdapter(EncoderAdapter):
                 return _freeze(model), WeightsInfo("random-init", state_dict_sha256(model))
 
             return _cached(("random", self.config, int(seed)), make_random)
-        path = self.checkpoint if self.checkpoint is not None else ensure_weights(SPEC, self.weights_dir,
-                                                                                  download=self.download)
+        others = (varembed.SPEC,) if self.var_embed is None else ()
+        path = self.checkpoint if self.checkpoint is not None else ensure_weights(
+            SPEC, self.weights_dir, download=self.download, model=NAME, others=others)
         if not Path(path).is_file():
             raise CbenchError(f"copernicus-fm: checkpoint '{path}' does not exist; fix --model-args checkpoint=")
         st = Path(path).stat()
