@@ -9,6 +9,7 @@ convention); any other file is a user checkpoint, labelled by its sha256.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -22,7 +23,7 @@ from .encoder import WeightsInfo
 from .errors import CbenchError, WeightsNotFoundError
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.[A-Za-z]+$")
-_sha_cache: dict[tuple[str, float, int], str] = {}
+_sha_cache: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,66 @@ class WeightsSpec:
         return self.filenames[0]
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, memoised on (path, mtime, size)."""
-    p = Path(path)
+def sha_cache_path() -> Path:
+    """Where file hashes persist between runs: ``$CBENCH_SHA_CACHE``, else ``file-sha256.json`` in the cache."""
+    from . import paths
+
+    return Path(os.environ.get("CBENCH_SHA_CACHE") or paths.cache_dir() / "file-sha256.json")
+
+
+def _stat_key(p: Path) -> tuple[str, int, int]:
     st = p.stat()
-    key = (str(p.resolve()), st.st_mtime, st.st_size)
-    if key not in _sha_cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _sha_cache[key] = h.hexdigest()
-    return _sha_cache[key]
+    return (str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _read_sha_store(store: Path) -> dict[str, str]:
+    try:
+        data = json.loads(store.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def file_sha256(path: str | os.PathLike, persist: bool = True) -> str:
+    """sha256 of a file, cached by (absolute path, size, mtime) in memory and, with ``persist``, on disk.
+
+    A checkpoint of several hundred MB hashes once per machine instead of once per job: a re-run of a
+    finished sweep reads the identity from ``sha_cache_path()``. Any change to the file's size or mtime
+    re-hashes it; an unreadable store is ignored (and rewritten).
+    """
+    p = Path(path)
+    key = _stat_key(p)
+    if key in _sha_cache:
+        return _sha_cache[key]
+    store = sha_cache_path() if persist else None
+    text_key = "|".join(map(str, key))
+    if store is not None:
+        known = _read_sha_store(store).get(text_key)
+        if isinstance(known, str) and len(known) == 64:
+            _sha_cache[key] = known
+            return known
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _sha_cache[key] = digest = h.hexdigest()
+    if store is not None:
+        _remember(store, text_key, digest)
+    return digest
+
+
+def _remember(store: Path, text_key: str, digest: str) -> None:
+    """Add one hash to the on-disk store (atomic replace; a lost race only loses a cache entry)."""
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_sha_store(store)
+        data[text_key] = digest
+        fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=".file-sha256.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=0, sort_keys=True)
+        os.replace(tmp, store)
+    except OSError:
+        pass  # a read-only cache folder only costs a re-hash next time
 
 
 def weights_info(path: str | os.PathLike, spec: WeightsSpec | None = None) -> WeightsInfo:
