@@ -6,3 +6,13 @@ cache, the results store, the leaderboard writer, the baselines and Copernicus-F
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "create_encoder"]
+
+
+def __getattr__(name: str):  # lazy: ``import copernicus_bench`` must not pull in torch
+    if name == "create_encoder":
+        from .api import create_encoder
+
+        return create_encoder
+    raise AttributeError(f"module 'copernicus_bench' has no attribute {name!r}")
