@@ -16,6 +16,7 @@ post − pre features (the reference's change-detection protocol).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .cards import TaskCard
 from .encoder import EncoderOutput, InputPipeline, TaskEncoder
+from .nearest import resize_nearest_cv2
 
 NUM_VIEWS = 4  # none, horizontal flip, vertical flip, both
 NUM_MAPS = 4
@@ -70,27 +72,63 @@ def encode_batch(encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, 
 
 
 def rotate_batch(x: Tensor, angles_deg: Tensor, mode: str, fill: float) -> Tensor:
-    """Rotate each sample of (B, C, H, W) by its own angle about the centre (zero angle = identity)."""
+    """Rotate each sample of (B, C, H, W) by its own angle about the centre; samples with a zero angle are
+    returned unchanged (the reference rotates only the samples its p=0.5 draw selects).
+
+    ``fill`` is what comes in from outside the image. A finite fill is the reference's (kornia's) zero
+    padding shifted by ``fill``: ``rotate(x - fill) + fill`` with bilinear blending at the border as kornia.
+    A NaN fill marks the pixels whose nearest source lies outside (the ``paper-ignore`` targets)."""
     b = x.shape[0]
+    if b == 0:
+        return x.float()
+    moved = angles_deg.to(x.device) != 0
+    if not bool(moved.all()):
+        out = x.float().clone()
+        if bool(moved.any()):
+            out[moved] = rotate_batch(x[moved], angles_deg.to(x.device)[moved], mode, fill)
+        return out
     theta = torch.deg2rad(angles_deg.to(x.device, torch.float32))
     cos, sin = torch.cos(theta), torch.sin(theta)
     mat = torch.zeros(b, 2, 3, device=x.device)
     mat[:, 0, 0], mat[:, 0, 1], mat[:, 1, 0], mat[:, 1, 1] = cos, -sin, sin, cos
+    # square images: align_corners=False rotates about pixel (W-1)/2 exactly as kornia's align_corners=True
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+    if not np.isnan(fill):
+        out = F.grid_sample(x.float() - fill, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        return out + fill
     ones = torch.ones_like(x[:, :1])
     inside = F.grid_sample(ones, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="zeros", align_corners=False)
     return torch.where(inside > 0.5, out, torch.full_like(out, fill))
 
 
-def rotate_target(target: Tensor, angles_deg: Tensor, fill: float) -> Tensor:
-    """Rotate dense targets (B, H, W) with nearest sampling; pixels rotated in from outside get ``fill``."""
-    out = rotate_batch(target.unsqueeze(1).float(), angles_deg, mode="nearest", fill=fill).squeeze(1)
+#: tasks whose reference wrapper passes the target as a second ``input`` (bilinear), not as a ``mask``
+BILINEAR_TARGET_TASKS = frozenset({"aq-no2-s5p", "aq-o3-s5p"})
+
+
+def target_mode(card: TaskCard) -> str:
+    """How the reference rotates this task's dense target: bilinear for AQ (kornia ``data_keys=["input",
+    "input"]``, so NaN holes grow), nearest (``mask``) for the others."""
+    return "bilinear" if card.slug in BILINEAR_TARGET_TASKS else "nearest"
+
+
+def rotate_target(target: Tensor, angles_deg: Tensor, fill: float, mode: str = "nearest") -> Tensor:
+    """Rotate dense targets (B, H, W); pixels rotated in from outside get ``fill`` (see :func:`rotate_batch`)."""
+    out = rotate_batch(target.unsqueeze(1).float(), angles_deg, mode=mode, fill=fill).squeeze(1)
     return out.to(target.dtype) if target.dtype.is_floating_point else out.round().to(target.dtype)
 
 
-def target_fill(card: TaskCard) -> float:
-    """Value for pixels a rotation brings in from outside the image: ignored by loss and metric."""
+def target_fill(card: TaskCard, augment: str = "paper") -> float:
+    """Value for target pixels a rotation brings in from outside the image.
+
+    ``paper`` (the reference): zero padding after the reference's target steps — class 0 for
+    segmentation / change detection, zero of the z-scored target (= the target mean, in loader units) for
+    regression. ``paper-ignore``: the ignore index / NaN, so loss and metric skip those pixels.
+    """
+    if augment == "paper":
+        if card.task_type == "regression":
+            return float(card.target_stats.mean) if card.target_stats is not None else 0.0
+        return 0.0
     if card.task_type == "regression":
         return float("nan")
     return float(card.ignore_index if card.ignore_index is not None else -100)
@@ -103,13 +141,46 @@ class Batch:
     pooled: Tensor | None
     maps: list[Tensor] | None
     target: Tensor
+    #: dense tasks: the target nearest-resized (cv2 rule) to the encoder's input resolution before any flip
+    #: or rotation, as the reference's dataset wrappers do; the probe trains on it and ``metric.paper``
+    #: scores on it. ``None`` for classification or when the source has no ``paper_size``.
+    paper_target: Tensor | None = None
 
 
-def collate_loader(dataset: Dataset, batch_size: int, num_workers: int,
+#: below this many samples ``--num-workers auto`` reads in the main process (starting workers costs more)
+AUTO_WORKERS_MIN_SAMPLES = 256
+AUTO_WORKERS_MAX = 8
+
+
+def resolve_num_workers(value: int | str, n_samples: int | None = None) -> int:
+    """``--num-workers``: an integer ≥ 0, or ``auto`` = one worker per free CPU core (≤ 8, one core left
+    for the main process), 0 for datasets under ``AUTO_WORKERS_MIN_SAMPLES`` samples."""
+    if isinstance(value, int) or str(value).isdigit():
+        n = int(value)
+        if n < 0:
+            raise ValueError(f"--num-workers {value!r} must be >= 0 or 'auto'")
+        return n
+    if value != "auto":
+        raise ValueError(f"--num-workers {value!r} is neither an integer nor 'auto'")
+    if n_samples is not None and n_samples < AUTO_WORKERS_MIN_SAMPLES:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return max(0, min(AUTO_WORKERS_MAX, cores - 1))
+
+
+def collate_loader(dataset: Dataset, batch_size: int, num_workers: int | str,
                    shuffle: bool = False, generator: torch.Generator | None = None,
-                   drop_last: bool = False) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=generator, drop_last=drop_last, persistent_workers=False)
+                   drop_last: bool = False, pin_memory: bool = False, persistent: bool = False) -> DataLoader:
+    """A DataLoader over loader samples. ``persistent`` keeps the worker pool alive between epochs (for a
+    loader iterated every epoch); ``pin_memory`` for asynchronous host-to-GPU copies."""
+    workers = resolve_num_workers(num_workers, len(dataset))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      generator=generator, drop_last=drop_last, pin_memory=pin_memory,
+                      persistent_workers=persistent and workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)
 
 
 def fill_cache(writer, encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, dataset: Dataset,
@@ -120,7 +191,7 @@ def fill_cache(writer, encoder: TaskEncoder, pipeline: InputPipeline, card: Task
     n = len(dataset)
     arrays: dict[str, np.memmap] = {}
     offset = 0
-    for batch in collate_loader(dataset, batch_size, num_workers):
+    for batch in collate_loader(dataset, batch_size, num_workers, pin_memory=device.type == "cuda"):
         image, target, meta = batch["image"], batch["target"], batch["meta"]
         b = image.shape[0]
         for v in range(views):
@@ -146,10 +217,12 @@ def fill_cache(writer, encoder: TaskEncoder, pipeline: InputPipeline, card: Task
 class CachedSource:
     """Batches from cached flip-view features (train: one random view per sample per epoch)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], card: TaskCard, device: torch.device) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], card: TaskCard, device: torch.device,
+                 paper_size: int | None = None) -> None:
         self.arrays = arrays
         self.card = card
         self.device = device
+        self.paper_size = paper_size if card.is_dense else None
         self.n = arrays["target"].shape[0]
         key = "map0" if card.is_dense else "pooled"
         self.views = arrays[key].shape[0]
@@ -165,8 +238,12 @@ class CachedSource:
         if self.card.is_dense:
             maps = [torch.from_numpy(np.ascontiguousarray(self.arrays[f"map{k}"][sv, si]))[inv]
                     .float().to(self.device) for k in range(NUM_MAPS)]
+            paper = None
+            if self.paper_size is not None:  # resize, then flip: the reference's order
+                small = resize_nearest_cv2(target, self.paper_size)
+                paper = torch.stack([flip_view(t, int(v)) for t, v in zip(small, views)]).to(self.device)
             target = torch.stack([flip_view(t, int(v)) for t, v in zip(target, views)])
-            return Batch(None, maps, target.to(self.device))
+            return Batch(None, maps, target.to(self.device), paper)
         pooled = torch.from_numpy(np.ascontiguousarray(self.arrays["pooled"][sv, si]))[inv].float()
         return Batch(pooled.to(self.device), None, target.to(self.device))
 
@@ -190,11 +267,25 @@ class OnTheFlySource:
     (``augment='paper'``: flips, plus RandomRotation(90°, p=0.5) for dense tasks), re-drawn every epoch."""
 
     def __init__(self, encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, dataset: Dataset,
-                 device: torch.device, augment: str, num_workers: int = 0, encode_batch_size: int = 16) -> None:
+                 device: torch.device, augment: str, num_workers: int | str = 0, encode_batch_size: int = 16,
+                 paper_size: int | None = None) -> None:
         self.encoder, self.pipeline, self.card, self.dataset = encoder, pipeline, card, dataset
         self.device, self.augment, self.num_workers = device, augment, num_workers
+        self.paper_size = paper_size if card.is_dense else None
         self.encode_batch_size = encode_batch_size
         self.encode_seconds = 0.0
+        # one loader per (batch size, mode), iterated every epoch: its worker pool persists between epochs;
+        # the shuffling generator is re-seeded from the probe's rng at the start of each epoch
+        self._loaders: dict[tuple, DataLoader] = {}
+        self._gen = torch.Generator()
+
+    def _loader(self, batch_size: int, train: bool, drop_last: bool) -> DataLoader:
+        key = (batch_size, train, drop_last)
+        if key not in self._loaders:
+            self._loaders[key] = collate_loader(
+                self.dataset, batch_size, self.num_workers, shuffle=train, generator=self._gen if train else None,
+                drop_last=drop_last, pin_memory=self.device.type == "cuda", persistent=True)
+        return self._loaders[key]
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -204,7 +295,7 @@ class OnTheFlySource:
         import time
 
         t0 = time.perf_counter()
-        pooled_parts, map_parts, targets = [], [], []
+        pooled_parts, map_parts, targets, papers = [], [], [], []
         for v in range(NUM_VIEWS):  # group samples by view to keep batched encoding
             sel = (views == v).nonzero().flatten()
             if len(sel) == 0:
@@ -214,9 +305,15 @@ class OnTheFlySource:
                                self.card.is_dense, self.device, view=v, rotation=rot)
             t = target[sel]
             if self.card.is_dense:
+                p = resize_nearest_cv2(t, self.paper_size) if self.paper_size is not None else None
                 t = flip_view(t, v)
+                p = flip_view(p, v) if p is not None else None
                 if rot is not None:
-                    t = rotate_target(t, rot, target_fill(self.card))
+                    fill, mode = target_fill(self.card, self.augment), target_mode(self.card)
+                    t = rotate_target(t, rot, fill, mode)
+                    p = rotate_target(p, rot, fill, mode) if p is not None else None
+                if p is not None:
+                    papers.append(p)
                 map_parts.append((sel, out.maps))
             else:
                 pooled_parts.append((sel, out.pooled))
@@ -227,25 +324,24 @@ class OnTheFlySource:
         self.encode_seconds += time.perf_counter() - t0
         if self.card.is_dense:
             maps = [torch.cat([m[k] for _, m in map_parts])[inv.to(self.device)] for k in range(NUM_MAPS)]
-            return Batch(None, maps, target_out)
+            paper = torch.cat(papers)[inv].to(self.device) if papers else None
+            return Batch(None, maps, target_out, paper)
         pooled = torch.cat([p for _, p in pooled_parts])[inv.to(self.device)]
         return Batch(pooled, None, target_out)
 
     def train_batches(self, rng: np.random.Generator, batch_size: int, drop_last: bool) -> Iterator[Batch]:
-        gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31 - 1)))
-        loader = collate_loader(self.dataset, batch_size, self.num_workers, shuffle=True, generator=gen,
-                                drop_last=drop_last)
-        for batch in loader:
+        self._gen.manual_seed(int(rng.integers(0, 2**31 - 1)))
+        for batch in self._loader(batch_size, True, drop_last):
             b = batch["image"].shape[0]
             views = torch.from_numpy(rng.integers(0, NUM_VIEWS, size=b))
             angles = None
-            if self.augment == "paper" and self.card.is_dense:
+            if self.augment in ("paper", "paper-ignore") and self.card.is_dense:
                 apply = torch.from_numpy(rng.random(b) < 0.5)
                 angles = torch.from_numpy(rng.uniform(-90.0, 90.0, size=b)).float() * apply
             yield self._encode(batch["image"], batch["target"], batch["meta"], views, angles)
 
     def eval_batches(self, batch_size: int) -> Iterator[Batch]:
-        for batch in collate_loader(self.dataset, batch_size, self.num_workers):
+        for batch in self._loader(batch_size, False, False):
             b = batch["image"].shape[0]
             yield self._encode(batch["image"], batch["target"], batch["meta"], torch.zeros(b, dtype=torch.long), None)
 

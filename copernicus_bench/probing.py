@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cards import TaskCard
@@ -57,11 +58,16 @@ def _train_target(batch: Batch) -> Tensor:
 
 
 def _dense_logits(head: nn.Module, maps: list[Tensor], sizes: list[tuple[int, ...]]) -> list[Tensor]:
-    """Main-head logits at each size from one decode (UPerNet resizes bilinearly, as its ``forward``)."""
+    """Main-head logits at each size (one decode for a bare UPerNet, which resizes bilinearly as its
+    ``forward``; a wrapped head is called once per distinct size)."""
     if isinstance(head, UPerNetProbe):
         dec = head.decode_head(head.neck(maps))
         return [F.interpolate(dec, size=s, mode="bilinear", align_corners=False) for s in sizes]
-    return [head(maps, s)[0] for s in sizes]
+    done: dict[tuple[int, ...], Tensor] = {}
+    for s in sizes:
+        if s not in done:
+            done[s] = head(maps, s)[0]
+    return [done[s] for s in sizes]
 
 
 def _forward(card: TaskCard, head: nn.Module, batch: Batch) -> tuple[Tensor, Tensor | None]:
@@ -121,12 +127,67 @@ def better(card: TaskCard, new: float, old: float | None) -> bool:
     return new > old if card.higher_is_better else new < old
 
 
+@dataclass(frozen=True)
+class HeadOptions:
+    """How the probe head runs (issue 13: the heads are most of the benchmark's FLOPs).
+
+    ``precision``: ``fp32`` (default, the paper-compatible one) or ``bf16`` (autocast around the head's
+    forward, training and evaluation; an override of the result identity). ``channels_last``: NHWC memory
+    layout for the dense head's convolutions and inputs (``None`` = on CUDA only; layout does not change
+    the maths). ``compile``: run the head through ``torch.compile``.
+    """
+
+    precision: str = "fp32"
+    channels_last: bool | None = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"head precision {self.precision!r} is unknown; use fp32 or bf16")
+
+
+class HeadRunner(nn.Module):
+    """Calls ``head`` under the options: autocast, channels-last inputs, optional compiled forward.
+
+    ``head`` stays the module whose ``state_dict`` is kept (a compiled wrapper prefixes its keys).
+    Outputs come back as float32, so losses and metrics see the same dtype either way.
+    """
+
+    def __init__(self, head: nn.Module, options: HeadOptions, device: torch.device) -> None:
+        super().__init__()
+        self.head, self.options, self.device_type = head, options, device.type
+        self.channels_last = options.channels_last if options.channels_last is not None else device.type == "cuda"
+        if self.channels_last:
+            head.to(memory_format=torch.channels_last)
+        self._fn = torch.compile(head) if options.compile else head
+
+    def _layout(self, x):
+        if isinstance(x, Tensor):
+            return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+        if isinstance(x, list | tuple):
+            return type(x)(self._layout(v) for v in x)
+        return x
+
+    def forward(self, *args):
+        args = tuple(self._layout(a) for a in args)
+        if self.options.precision == "bf16":
+            with torch.autocast(self.device_type, dtype=torch.bfloat16):
+                out = self._fn(*args)
+        else:
+            out = self._fn(*args)
+        if isinstance(out, tuple):
+            return tuple(o.float() if isinstance(o, Tensor) else o for o in out)
+        return out.float()
+
+
 def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_source, *, epochs: int,
                 batch_size: int, lr: float, seed: int, device: torch.device,
-                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> ProbeResult:
+                on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                head_options: HeadOptions | None = None) -> ProbeResult:
     """Train ``head`` for ``epochs``; return the best-validation epoch's test metrics."""
     t0 = time.perf_counter()
     head.to(device)
+    run = HeadRunner(head, head_options or HeadOptions(), device)
     rng = np.random.default_rng(seed)
     n_train = len(train_source)
     drop_last = n_train > batch_size  # the reference drops the last train batch; keep one batch on tiny data
@@ -139,7 +200,7 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
         head.train()
         total, count = 0.0, 0
         for batch in train_source.train_batches(rng, batch_size, drop_last):
-            main, aux = _forward(card, head, batch)
+            main, aux = _forward(card, run, batch)
             loss = probe_loss(card, main, aux, _loss_target(card, _train_target(batch)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,7 +209,7 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
                 scheduler.step()
             total += float(loss.detach()) * main.shape[0]
             count += main.shape[0]
-        val = evaluate(card, head, val_source.eval_batches(batch_size))
+        val = evaluate(card, run, val_source.eval_batches(batch_size))
         record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_global": val["global"],
                   "val_per_batch": val["per_batch"], "val_paper": val["paper"]}
         history.append(record)
@@ -161,9 +222,14 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
             paper_val, paper_epoch = val["paper"], epoch
             paper_state = best_state if best_epoch == epoch else copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
-    val = evaluate(card, head, val_source.eval_batches(batch_size))
+    val = evaluate(card, run, val_source.eval_batches(batch_size))
     recorder = PerSampleRecorder.for_card(card)
-    test = evaluate(card, head, test_source.eval_batches(batch_size), recorder)
+    test = evaluate(card, run, test_source.eval_batches(batch_size), recorder)
+    val["paper"] = paper_val
+    if paper_epoch != best_epoch:  # the reference's epoch differs from ours: score its state too
+        head.load_state_dict(paper_state)
+        test["paper"] = evaluate(card, run, test_source.eval_batches(batch_size))["paper"]
+        head.load_state_dict(best_state)
     return ProbeResult(best_epoch=best_epoch, val=val, test=test, history=history,
-                       train_seconds=time.perf_counter() - t0,
+                       train_seconds=time.perf_counter() - t0, paper_epoch=paper_epoch,
                        per_sample=recorder.arrays() if recorder is not None else None)

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from ..cards import SPLITS, TaskCard
 from ..errors import CbenchError, DataNotFoundError
+from ..nearest import resize_nearest_cv2
 
 EPOCH = date(1970, 1, 1)
 META_FIELDS = ("lon", "lat", "time", "area")
@@ -133,13 +134,9 @@ def resize_bicubic(array: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
 
 
 def resize_nearest(array: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    """Nearest resize of (H, W) to ``size``², as cv2.INTER_NEAREST (source index = floor(dst · scale))."""
-    x = torch.as_tensor(np.asarray(array))
-    if tuple(x.shape[-2:]) == (size, size):
-        return x
-    dtype = x.dtype
-    y = torch.nn.functional.interpolate(x[None, None].double(), size=(size, size), mode="nearest")
-    return y[0, 0].to(dtype)
+    """Nearest resize of (H, W) to ``size``², exactly cv2.INTER_NEAREST (the reference's label resize; see
+    :mod:`copernicus_bench.nearest` for the rule and why PyTorch's ``nearest`` differs)."""
+    return resize_nearest_cv2(torch.as_tensor(np.asarray(array)), size)
 
 
 def extract_zip(zip_path: Path, root: Path, directory: str) -> None:
@@ -226,6 +223,11 @@ class BenchDataset(Dataset):
         return str(cls.tg_class.zipfile)
 
     @property
+    def release_zip(self) -> str:
+        """The released archive's name at the data root: the card's ``release.zip`` (else torchgeo's)."""
+        return self.card.release.zip if self.card.release is not None else self.zip_name()
+
+    @property
     def task_dir(self) -> Path:
         """``<data root>/<archive_dir>`` (the folder the released zip unpacks to)."""
         return self.root / self.card.archive_dir
@@ -237,23 +239,26 @@ class BenchDataset(Dataset):
 
     @property
     def fix(self) -> str:
-        return (f"delete {self.task_dir} and re-extract {self.zip_name()} or re-run "
+        return (f"delete {self.task_dir} and re-extract {self.release_zip} or re-run "
                 f"'cbench download --task {self.card.slug} --data-root {self.root}'")
 
     def prepare(self) -> None:
         """Extract the released zip at the root when the task folder is absent (atomically)."""
         target = self.task_dir
-        zip_path = self.root / self.zip_name()
+        zip_path = self.root / self.release_zip
         if not target.exists() and zip_path.is_file():
             extract_zip(zip_path, self.root, self.card.archive_dir)
         if not target.exists():
             raise DataNotFoundError(
                 f"{target}: task data not found (nor {zip_path}); run 'cbench download --task "
-                f"{self.card.slug} --data-root {self.root}' or place {self.zip_name()} in {self.root}")
+                f"{self.card.slug} --data-root {self.root}' or place {self.release_zip} in {self.root}")
 
     @classmethod
     def split_paths(cls, card: TaskCard, root: Path, split: str) -> list[Path]:
-        """The split / label files of one split under a data root (no I/O)."""
+        """The split / label files of one split under a data root (no I/O): the card's ``release.split_files``
+        (else torchgeo's ``directory``/``filename``)."""
+        if card.release is not None:
+            return [Path(root) / f.format(split=split) for f in card.release.split_files]
         return [Path(root) / cls.tg_class.directory / cls.tg_class.filename.format(split)]
 
     def split_files(self) -> list[Path]:
