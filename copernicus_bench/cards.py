@@ -28,6 +28,8 @@ MetaField = Literal["lon", "lat", "time", "area"]
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DENSE_TYPES = ("segmentation", "change_detection", "regression")
+#: card fields that change no number, left out of :meth:`TaskCard.digest`.
+DIGEST_EXCLUDES = ("release", "order")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,16 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class Release:
+    """Where a task's released files lie under a data root (what torchgeo's reader opens; a test checks them
+    against torchgeo's class). ``split_files`` are relative to the data root with ``{split}`` substituted;
+    ``zip`` is the released archive's name at the root. Read without importing torch, for ``cbench tasks``."""
+
+    zip: str
+    split_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PaperResult:
     mean: float
     std: float
@@ -123,6 +135,10 @@ class TaskCard:
     license: str
     citation: str = "Wang et al., Towards a Unified Copernicus Foundation Model for Earth Vision, ICCV 2025 (arXiv:2503.11849)"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: where the released files lie (None: the loader class knows, at the cost of importing it).
+    release: Release | None = None
+    #: row in the paper's table (arXiv 2503.11849, Table 2); tasks without one follow, by level then slug.
+    order: int | None = None
 
     # ----------------------------------------------------------------- derived facts
     @property
@@ -153,8 +169,10 @@ class TaskCard:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """Content hash of the card (goes into cache keys and results)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Content hash of the card (goes into cache keys and results); ``release`` (file locations) and
+        ``order`` (table position) change no number, so they are left out."""
+        facts = {k: v for k, v in self.to_dict().items() if k not in DIGEST_EXCLUDES}
+        blob = json.dumps(facts, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -275,6 +293,9 @@ def _check_consistency(card: TaskCard, where: str) -> None:
         raise _fail(where, "resolution", f"{card.resolution} is not a multiple of kernel_size {card.kernel_size}")
     if set(card.split_sizes) != set(SPLITS):
         raise _fail(where, "split_sizes", f"must list exactly {list(SPLITS)}")
+    if card.release is not None and (not card.release.split_files
+                                     or any("{split}" not in f for f in card.release.split_files)):
+        raise _fail(where, "release.split_files", "must list at least one path, each with '{split}'")
 
 
 def card_from_dict(data: dict[str, Any], where: str = "<dict>") -> TaskCard:

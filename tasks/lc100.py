@@ -3,7 +3,6 @@ labels from CGLS-LC100 (100 m). Both read the same release ``lc100_s3/`` in stat
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,11 +19,6 @@ class _LC100(BenchDataset):
     bicubic to the card's ``loader_size`` (reference). Time = day in the file name."""
 
     tg_kwargs = {"mode": "static"}
-
-    @classmethod
-    def split_paths(cls, card: Any, root: Path, split: str) -> list[Path]:
-        folder = Path(root) / card.archive_dir
-        return [folder / f"multilabel-{split}.csv", folder / f"static_fnames-{split}.csv"]
 
     def _index(self) -> list[Any]:
         return [(str(pid), str(file)) for pid, file in self.tg.static_files.itertuples(index=False)]

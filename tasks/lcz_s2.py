@@ -40,6 +40,8 @@ class LCZS2(BenchDataset):
 
     @classmethod
     def split_paths(cls, card: Any, root: Path, split: str) -> list[Path]:
+        if card.release is not None:
+            return super().split_paths(card, root, split)
         return [Path(root) / card.archive_dir / cls.tg_class.filename.format(split)]
 
     def _torchgeo(self) -> Any:
