@@ -63,6 +63,7 @@ WEIGHTS = WeightsSpec(
     model="CROMA ViT-B/8",
     filenames=("CROMA_base-0238d814.pt", "CROMA_base.pt"),
     url="https://hf.co/torchgeo/croma/resolve/387883f08af79d777167519c57cd826eda89a16f/CROMA_base-0238d814.pt",
+    size="≈780 MB",  # fp32 parameters of torchgeo's CROMA base with both encoders and the joint encoder
 )
 
 

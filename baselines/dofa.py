@@ -58,6 +58,7 @@ WEIGHTS = WeightsSpec(
     filenames=("dofa_base_patch16_224-a0275954.pth", "DOFA_ViT_base_e100.pth"),
     url="https://hf.co/torchgeo/dofa/resolve/b8db318b64a90b9e085ec04ba8851233c5893666/"
         "dofa_base_patch16_224-a0275954.pth",
+    size="≈445 MB",  # fp32 parameters of torchgeo's dofa_base_patch16_224
 )
 
 

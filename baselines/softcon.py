@@ -69,8 +69,11 @@ S1_QUANTILES = (0.01, 0.99)
 PRETRAINING_ONLY = ("mask_token",)
 _BASE = "https://huggingface.co/wangyi111/softcon/resolve/bae909781911f8ec034b4b959992fae17b973c0c/"
 WEIGHTS = {
-    "s2": WeightsSpec("SoftCon ViT-B/14 (Sentinel-2)", ("B13_vitb14_softcon_enc.pth",), _BASE + "B13_vitb14_softcon_enc.pth"),
-    "s1": WeightsSpec("SoftCon ViT-B/14 (Sentinel-1)", ("B2_vitb14_softcon_enc.pth",), _BASE + "B2_vitb14_softcon_enc.pth"),
+    # sizes: fp32 parameters of timm's vit_base_patch14_dinov2 with 13 / 2 input channels at 224 px
+    "s2": WeightsSpec("SoftCon ViT-B/14 (Sentinel-2)", ("B13_vitb14_softcon_enc.pth",), _BASE + "B13_vitb14_softcon_enc.pth",
+                      size="≈350 MB"),
+    "s1": WeightsSpec("SoftCon ViT-B/14 (Sentinel-1)", ("B2_vitb14_softcon_enc.pth",), _BASE + "B2_vitb14_softcon_enc.pth",
+                      size="≈340 MB"),
 }
 #: The authors' DINOv2-hub checkpoints (not timm format): refused.
 HUB_FILES = {"s2": "B13_vitb14_softcon.pth", "s1": "B2_vitb14_softcon.pth"}

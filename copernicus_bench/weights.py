@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,17 @@ class WeightsSpec:
     filenames: tuple[str, ...]
     url: str
     note: str = ""
+    size: str = ""  #: human size for messages, e.g. "≈558 MB" (see each spec for how it was derived)
 
     @property
     def primary(self) -> str:
         return self.filenames[0]
+
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The 8 hex digits the pinned name carries (torchvision's convention), or None."""
+        m = _HASH_IN_NAME.search(self.primary)
+        return m.group(1) if m else None
 
 
 def sha_cache_path() -> Path:
@@ -128,42 +136,128 @@ def missing_message(spec: WeightsSpec, weights_dir: str | os.PathLike, reason: s
             f"download {spec.url} and put it in {weights_dir} (or pass --weights-dir)")
 
 
-def ensure_weights(spec: WeightsSpec, weights_dir: str | os.PathLike, download: bool = True) -> Path:
-    """Return the local checkpoint, downloading the pinned file once when absent.
+def _describe(spec: WeightsSpec) -> str:
+    size = f"{spec.size}, " if spec.size else ""
+    return f"{spec.primary} ({size}from {spec.url})"
 
-    Offline with the file absent, raises :class:`WeightsNotFoundError` with one sentence naming the file,
-    its source and the folder to put it in. Downloads go to a temporary name and are renamed into place.
+
+def missing_files_message(model: str, specs: list[WeightsSpec], weights_dir: str | os.PathLike,
+                          reason: str = "") -> str:
+    """One sentence naming every missing file of ``model`` (source, size), the folder and both ways forward."""
+    why = f" ({reason})" if reason else ""
+    files = " and ".join(_describe(s) for s in specs)
+    n = len(specs)
+    return (f"{model}: {n} weights file{'s are' if n > 1 else ' is'} not in {weights_dir} and could not be "
+            f"downloaded{why}: {files}; either fetch {'them' if n > 1 else 'it'} with 'cbench weights download "
+            f"--model {model}' (or put {'them' if n > 1 else 'it'} in that folder by hand, or pass --weights-dir "
+            f"DIR), or try the whole path without weights with --model-args random_init=true")
+
+
+def ensure_files(model: str, needed: list[WeightsSpec], weights_dir: str | os.PathLike, download: bool = True,
+                 others: list[WeightsSpec] | tuple[WeightsSpec, ...] = ()) -> list[Path]:
+    """The local files of ``needed`` (downloaded once when absent), in order.
+
+    When any needed file is absent and cannot be downloaded, raises :class:`WeightsNotFoundError` with one
+    sentence naming every missing file of the model — ``needed`` and ``others`` (the model's other files,
+    not fetched here) — with its source and size, the folder, and both ways forward.
     """
     weights_dir = Path(weights_dir)
-    found = find_weights(spec, weights_dir)
-    if found is not None:
-        return found
-    if not download or os.environ.get("CBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise WeightsNotFoundError(missing_message(spec, weights_dir, "downloads are off"))
+    found = [find_weights(s, weights_dir) for s in needed]
+    if all(f is not None for f in found):
+        return [f for f in found if f is not None]
+    offline = not download or os.environ.get("CBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE") == "1"
+    reason = "downloads are off" if offline else ""
+    out: list[Path] = []
+    for spec, path in zip(needed, found):
+        if path is None and not offline:
+            try:
+                path = download_spec(spec, weights_dir)
+            except Exception as exc:  # noqa: BLE001 - any network failure becomes one sentence
+                reason = reason or (exc.reason if isinstance(exc, _DownloadError) else type(exc).__name__)
+        if path is None:
+            missing = [s for s in [*needed, *others] if find_weights(s, weights_dir) is None]
+            unique = list({s.primary: s for s in missing}.values())
+            raise WeightsNotFoundError(missing_files_message(model, unique, weights_dir, reason))
+        out.append(path)
+    return out
+
+
+def ensure_weights(spec: WeightsSpec, weights_dir: str | os.PathLike, download: bool = True,
+                   model: str | None = None, others: tuple[WeightsSpec, ...] = ()) -> Path:
+    """Return the local checkpoint, downloading the pinned file once when absent.
+
+    Offline with the file absent, raises :class:`WeightsNotFoundError` with one sentence naming the file
+    (and the model's ``others`` still missing), its source and the folder to put it in. Downloads are
+    resumable and renamed into place only when complete and verified (:func:`download_spec`).
+    """
+    return ensure_files(model or spec.model, [spec], weights_dir, download=download, others=others)[0]
+
+
+class _DownloadError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def part_path(target: Path) -> Path:
+    """Where an interrupted download of ``target`` is kept (and resumed from)."""
+    return target.with_name(f".{target.name}.part")
+
+
+def download_spec(spec: WeightsSpec, weights_dir: str | os.PathLike, progress: bool = False) -> Path:
+    """Download ``spec``'s pinned file into ``weights_dir``: resumable (``.part`` kept on failure), checksummed
+    (the sha256 prefix its name carries), renamed into place only when complete and verified."""
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / spec.primary
-    try:
-        weights_dir.mkdir(parents=True, exist_ok=True)
-        _download(spec.url, target)
-    except WeightsNotFoundError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any network failure becomes one sentence
-        raise WeightsNotFoundError(missing_message(spec, weights_dir, f"{type(exc).__name__}")) from None
+    _download(spec.url, target, progress=True) if progress else _download(spec.url, target)
+    expected = spec.sha256_prefix
+    if expected is not None:
+        sha = file_sha256(target)
+        if not sha.startswith(expected):
+            target.unlink()
+            raise _DownloadError(f"downloaded {target.name} has sha256 {sha[:8]}…, not {expected}…; removed it")
     return target
 
 
-def _download(url: str, target: Path, timeout: float = 30.0) -> None:
+def _download(url: str, target: Path, timeout: float = 30.0, progress: bool = False) -> None:
+    """HTTP GET ``url`` into ``target``; resumes a kept ``.part`` with a Range request."""
     import requests
 
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, requests.get(url, stream=True, timeout=timeout) as r:
-            r.raise_for_status()
+    part = part_path(target)
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with requests.get(url, stream=True, timeout=timeout, headers=headers) as r:
+        if r.status_code == 416:  # the .part is already complete
+            os.replace(part, target)
+            return
+        r.raise_for_status()
+        mode = "ab" if have and r.status_code == 206 else "wb"
+        total = int(r.headers.get("content-length", 0)) + (have if mode == "ab" else 0)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total or None, initial=have if mode == "ab" else 0, unit="B", unit_scale=True,
+                       desc=target.name, file=sys.stderr)
+        with open(part, mode) as f:
             for chunk in r.iter_content(chunk_size=1 << 20):
                 f.write(chunk)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+                if bar is not None:
+                    bar.update(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+        if bar is not None:
+            bar.close()
+    if total and part.stat().st_size != total:
+        raise _DownloadError(f"{target.name}: got {part.stat().st_size} of {total} bytes; run again to resume")
+    os.replace(part, target)
+
+
+def model_weight_files(adapter: object) -> tuple[WeightsSpec, ...]:
+    """Every released file an adapter's model needs (its ``weight_files()``; none when it declares none)."""
+    fn = getattr(adapter, "weight_files", None)
+    return tuple(fn()) if callable(fn) else ()
 
 
 def load_checkpoint(path: str | os.PathLike, safe_globals: tuple[type, ...] = ()) -> dict[str, Any]:

@@ -29,6 +29,7 @@ SPEC = WeightsSpec(
     filenames=("CopernicusFM_ViT_base_varlang-085350e4.pth", "CopernicusFM_ViT_base_varlang_e100.pth"),
     url=TORCHGEO_URL,
     note="torchgeo's pinned copy of the authors' CopernicusFM_ViT_base_varlang_e100.pth (wangyi111/Copernicus-FM)",
+    size="≈560 MB",  # 557.8 MB of fp32 parameters in our ViT-B build (tests/test_first_hour.py pins it)
 )
 
 #: keys of a classification head: present in torchgeo-built state dicts, absent from the released files

@@ -31,6 +31,7 @@ SPEC = WeightsSpec(
     filenames=(FILENAME, "varname_embed_llama3.2_1B.pt"),
     url=URL,
     note="unpinned (resolve/main); its sha256 is recorded with every result that uses it",
+    size="<1 MB: one 2048-d vector per variable name; size not published",
 )
 
 #: the short keys the reference code adds (``dynamic_hypernetwork*.py``) → names in the file
@@ -102,7 +103,7 @@ def read_embeddings(path: str | os.PathLike) -> VariableEmbeddings:
 
 
 def load_embeddings(weights_dir: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
-                    download: bool = True) -> VariableEmbeddings:
+                    download: bool = True, others: tuple[WeightsSpec, ...] = ()) -> VariableEmbeddings:
     """The embedding file from ``path`` if given, else from the weights folder (downloaded once when absent).
 
     Offline with the file absent, raises :class:`~copernicus_bench.errors.WeightsNotFoundError`: one
@@ -113,7 +114,7 @@ def load_embeddings(weights_dir: str | os.PathLike | None = None, path: str | os
     from copernicus_bench.paths import weights_dir as default_weights_dir
 
     folder = default_weights_dir(weights_dir)
-    return read_embeddings(ensure_weights(SPEC, folder, download=download))
+    return read_embeddings(ensure_weights(SPEC, folder, download=download, model="copernicus-fm", others=others))
 
 
 def is_random_stand_in(path: str | os.PathLike) -> bool:
