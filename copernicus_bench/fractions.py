@@ -9,13 +9,13 @@ fraction takes a prefix of it per stratum, so smaller fractions are nested in la
 * **multiclass** — per class: ``floor(f · n_c)`` samples, the remaining ``round(f · n) − Σ floor`` given to
   the classes with the largest remainders (Hamilton's method; ties by class index), so the total is
   ``round(f · n)`` and every class keeps its share. A class left with no sample is an error naming it and
-  the smallest fraction that keeps it (``1 / n_c``).
+  the fraction that surely keeps every class (``1 / min n_c``).
 * **multilabel** — iterative stratification (Sechidis, Tsoumakas & Vlahavas, *On the Stratification of
   Multi-Label Data*, ECML-PKDD 2011) between the subset (share ``f``) and the rest (share ``1 − f``): the
   label with the fewest unassigned samples goes first; each of its samples goes to the side whose remaining
   demand for that label is largest (ties: larger total demand, then the subset). A label present in the
-  training split but absent from the subset is an error naming it and the smallest fraction that keeps it
-  (``1 / n_l``, the fraction at which its desired count reaches one sample).
+  training split but absent from the subset is an error naming it and the fraction at which the rarest
+  label's desired count reaches one sample (``1 / min n_l``).
 * **dense** (segmentation, change detection, regression) — by image: ``max(1, round(f · n))`` images
   drawn by the seeded permutation, without per-pixel class balancing (stratifying images by their pixel
   histograms is left undone; with a few hundred images per task in Copernicus-Bench, the image draw is
@@ -133,8 +133,8 @@ def _per_class(card: TaskCard, labels: np.ndarray, fraction: float, perm: np.nda
     for c, k, cnt in zip(classes, take, counts):
         if k == 0:
             raise CbenchError(f"--train-fraction {fraction}: class '{_class_name(card, int(c))}' of {card.slug} "
-                              f"has {cnt} training sample(s) and gets none; the smallest fraction that keeps "
-                              f"every class is {_ceil_fraction(1 / counts.min())}")
+                              f"has {cnt} training sample(s) and gets none; a fraction of at least "
+                              f"{_ceil_fraction(1 / counts.min())} keeps every class")
     ordered = labels[perm]
     out: list[int] = []
     for c, k in zip(classes, take):
@@ -182,11 +182,11 @@ def _iterative(card: TaskCard, y: np.ndarray, fraction: float, perm: np.ndarray)
         j = missing[0]
         smallest = _ceil_fraction(1 / counts[counts > 0].min())
         raise CbenchError(f"--train-fraction {fraction}: label '{_class_name(card, j)}' of {card.slug} has "
-                          f"{counts[j]} training sample(s) and gets none; the smallest fraction that keeps "
-                          f"every label is {smallest}")
+                          f"{counts[j]} training sample(s) and gets none; a fraction of at least {smallest} "
+                          "keeps every label")
     if len(chosen) == 0:
         raise CbenchError(f"--train-fraction {fraction}: no training sample of {card.slug} selected; "
-                          f"the smallest fraction that keeps one is {_ceil_fraction(1 / n)}")
+                          f"a fraction of at least {_ceil_fraction(1 / n)} keeps one")
     return chosen.tolist()
 
 
