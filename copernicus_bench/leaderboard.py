@@ -16,7 +16,7 @@ Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
   missing. The best cell of a row is bold, compared only with columns of the same *group* (tier, protocol,
   sample data) — a smoke number never beats a full one.
 * ``--compare-paper``: the paper's number (card ``paper[model]``) beside each cell of a released/user
-  column (and of the ``random`` baseline), compared on ``per_batch`` (how the paper computed its metric);
+  column (and of the ``random`` baseline), compared on ``metric.paper`` (the reference's epoch and resolution, per-batch mean);
   a difference beyond paper std + tolerance is flagged ``⚠`` — for full-tier runs on real data only.
 * **Summary** (per group): mean rank (1 = best; ties share the mean rank) and a normalised score — per task
   min-max between the ``random`` baseline column (the worst column when there is none) and the best
@@ -106,6 +106,10 @@ class Cell:
     values: list[float] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     per_batch: list[float] = field(default_factory=list)
+    #: ``metric.paper`` of each result (the reference's epoch and resolution); compared with the paper
+    paper_values: list[float] = field(default_factory=list)
+    #: results without ``metric.paper`` (written before it existed): no paper comparison for the cell
+    paper_unavailable: int = 0
     best: bool = False
     paper_mean: float | None = None
     paper_std: float | None = None
@@ -286,6 +290,14 @@ def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCar
                 pb = _metric_value(r, "per_batch")
                 if pb is not None:
                     cell.per_batch.append(pb)
+                pv = _metric_value(r, "paper")
+                if pv is not None:
+                    cell.paper_values.append(pv)
+                elif compare_paper:
+                    cell.paper_unavailable += 1
+                    warnings.warn(f"{r.get('_path', r['task'])}: has no metric.paper (written before it "
+                                  "existed); no paper comparison for it — regenerate it with the same "
+                                  "'cbench run' command plus --overwrite", stacklevel=2)
             if not cell.values:
                 cell.status = "missing"
             cells[col.id] = cell
@@ -312,9 +324,9 @@ def _compare_with_paper(cell: Cell, col: Column, card: TaskCard, tolerance: floa
     if paper is None or not _paper_comparable(col):
         return
     cell.paper_mean, cell.paper_std = paper.mean, paper.std
-    ours = cell.per_batch_mean
-    if ours is None:
+    if cell.paper_unavailable or not cell.paper_values:
         return
+    ours = statistics.fmean(cell.paper_values)
     cell.paper_diff = ours - paper.mean
     flaggable = col.tier == "full" and not col.sample_data
     cell.paper_flag = flaggable and abs(cell.paper_diff) > paper.std + tolerance
@@ -415,7 +427,8 @@ def _notes(columns: list[Column], metric: str, compare_paper: bool, tolerance: f
         notes.append("[k=v] / [o<hash>] = run with other overrides (see the result files' `overrides`).")
     if compare_paper:
         notes.append(f"Paper numbers (arXiv 2503.11849, mean ± std of 3 runs) beside released/user columns and "
-                     f"the random baseline, compared on `per_batch` as the paper computed; ⚠ = |ours − paper| > "
+                     f"the random baseline, compared on `metric.paper` (the reference's epoch, resolution and per-batch "
+                     f"mean); ⚠ = |ours − paper| > "
                      f"paper std + {tolerance:g} (flagged for full-tier runs on real data only).")
     return notes
 
@@ -438,7 +451,9 @@ def cell_text(cell: Cell, markdown: bool = True, compare: bool = False) -> str:
     text += f" (n={cell.n})"
     if compare and cell.paper_mean is not None:
         text += f" · paper {fmt(cell.paper_mean)} ± {fmt(cell.paper_std)}"
-        if cell.paper_diff is not None and cell.paper_flag:
+        if cell.paper_unavailable:
+            text += " (no comparison: old result without metric.paper, rerun with --overwrite)"
+        elif cell.paper_diff is not None and cell.paper_flag:
             text += f" ⚠ {cell.paper_diff:+.2f}"
     return text
 

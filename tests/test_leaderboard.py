@@ -43,7 +43,8 @@ ALL = ["cls-a", "cls-b", "reg-c"]
 
 
 def make_result(model, task, seed, value, per_batch=None, source="released", sha=None, tier="full",
-                protocol="cached", sample=False, applicable=ALL, created="2025-01-01T00:00:00", **extra):
+                protocol="cached", sample=False, applicable=ALL, created="2025-01-01T00:00:00", paper="same",
+                **extra):
     sha = sha or (f"{model}-{source}".encode().hex() + "0" * 64)[:64]
     return {"schema": SCHEMA, "created": created, "model": model,
             "weights": {"source": source, "sha256": sha, "file": None,
@@ -51,7 +52,8 @@ def make_result(model, task, seed, value, per_batch=None, source="released", sha
             "task": task, "task_version": 1, "tier": tier, "protocol": protocol, "seed": seed, "overrides": {},
             "override_hash": "", "sample_data": sample,
             "metric": {"name": "x", "higher_is_better": True, "global": value,
-                       "per_batch": value if per_batch is None else per_batch},
+                       "per_batch": value if per_batch is None else per_batch,
+                       "paper": (value if per_batch is None else per_batch) if paper == "same" else paper},
             "best_epoch": 1, "applicable_tasks": list(applicable), "input_adaptation": [], **extra}
 
 
@@ -143,9 +145,9 @@ def test_sample_data_is_stated_in_the_header():
     assert lb.columns[0].label == "random§"
 
 
-def test_compare_paper_uses_per_batch_and_flags_beyond_std_plus_tolerance():
-    rs = [make_result("copernicus-fm", "cls-a", 0, 95.0, per_batch=80.9),  # |0.9| <= 0.5 + 1.0: ok
-          make_result("copernicus-fm", "cls-b", 0, 90.0, per_batch=88.0),  # |-2.0| > 0.1 + 1.0: flag
+def test_compare_paper_uses_metric_paper_and_flags_beyond_std_plus_tolerance():
+    rs = [make_result("copernicus-fm", "cls-a", 0, 95.0, per_batch=70.0, paper=80.9),  # |0.9| <= 0.5 + 1.0: ok
+          make_result("copernicus-fm", "cls-b", 0, 90.0, per_batch=70.0, paper=88.0),  # |-2.0| > 0.1 + 1.0: flag
           make_result("random", "cls-a", 0, 60.0, source="random-init", sha="1" * 64)]  # |−10| flag
     lb = lbm.build_leaderboard(rs, CARDS, compare_paper=True, tolerance=1.0)
     col = {c.model: c.id for c in lb.columns}
@@ -301,3 +303,12 @@ def test_overrides_mark_columns_but_not_sample_data_or_random_init():
 def test_normalised_score_is_clipped_when_the_baseline_is_nearly_best():
     s = lbm.normalised_scores({"best": 62.1, "random": 62.0, "bad": 10.0}, higher=True, anchor=62.0)
     assert s["best"] == 1.0 and s["random"] == 0.0 and s["bad"] == lbm.NORM_FLOOR
+
+
+def test_compare_paper_on_a_result_without_metric_paper_is_marked_unavailable():
+    rs = [make_result("copernicus-fm", "cls-a", 0, 95.0, paper=None)]  # an older file: no metric.paper
+    with pytest.warns(UserWarning, match="no metric.paper.*--overwrite"):
+        lb = lbm.build_leaderboard(rs, CARDS, compare_paper=True)
+    cell = lb.rows[0].cells[lb.columns[0].id]
+    assert cell.mean == 95.0 and cell.paper_diff is None and not cell.paper_flag
+    assert "no comparison: old result without metric.paper, rerun with --overwrite" in lbm.cell_text(cell, compare=True)

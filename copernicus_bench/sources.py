@@ -1,0 +1,99 @@
+"""Run stage 6: the *feature sources* a probe trains on — cached flip-view features, or on-the-fly encoding.
+
+Classification always caches (the four flip views of the train split, one view of val and test). A dense
+task caches its maps when they fit ``--cache-budget``; otherwise the same flip views are encoded on the fly
+every epoch. ``--protocol paper`` re-encodes the reference's augmentation every epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from . import paths
+from .cache import FeatureCache, cache_key
+from .encoder import TaskEncoder
+from .features import NUM_VIEWS, CachedSource, OnTheFlySource, encode_batch, fill_cache
+from .job import Job
+from .progress_bar import progress_bar
+from .splits import SmokeTargets, Splits
+
+FEATURES_VERSION = "1"
+
+
+def feature_sources(job: Job, encoder: TaskEncoder, splits: Splits,
+                    progress: bool) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """``(sources by split, cache info for the record, seconds spent encoding)``."""
+    spec, card = job.spec, job.card
+    if spec.protocol == "paper":
+        return _on_the_fly(job, encoder, splits, "paper"), {"mode": "paper-protocol (re-encoded every epoch)"}, 0.0
+    itemsize = 4 if spec.cache_dtype == "float32" else 2
+    estimate = estimate_bytes(job, encoder, splits.datasets) // 2 * itemsize
+    if card.is_dense and estimate > int(spec.cache_budget_gb * 2**30):
+        return (_on_the_fly(job, encoder, splits, "flips"),
+                {"mode": "on-the-fly flip views (over --cache-budget)", "estimated_bytes": estimate}, 0.0)
+    return _cached(job, encoder, splits, estimate, progress)
+
+
+def _on_the_fly(job: Job, encoder: TaskEncoder, splits: Splits, augment: str) -> dict[str, Any]:
+    return {s: OnTheFlySource(encoder, job.pipeline, job.card, ds, job.device,
+                              augment=augment if s == "train" else "none", num_workers=job.spec.num_workers,
+                              paper_size=paper_target_size(job))
+            for s, ds in splits.datasets.items()}
+
+
+def paper_target_size(job: Job) -> int | None:
+    """Dense tasks: the encoder's input resolution, where the reference trains and scores (``metric.paper``)."""
+    return job.pipeline.resolution if job.card.is_dense else None
+
+
+def cache_parts(job: Job, weights_sha: str, split: str, ds: Dataset, views: int,
+                split_sums: dict[str, str]) -> dict[str, Any]:
+    """What a cached entry depends on (hashed into its key)."""
+    spec, card = job.spec, job.card
+    return {
+        "features": FEATURES_VERSION, "model": spec.model, "weights": weights_sha,
+        "model_options": job.adapter.options(), "task": card.slug, "card": card.digest(), "split": split,
+        "pipeline": job.pipeline.digest(), "views": views, "limit": job.limit, "n": len(ds),
+        "smoke_targets": isinstance(ds, SmokeTargets), "dtype": spec.cache_dtype,
+        "data": str(getattr(getattr(ds, "base", ds), "root", "")), "split_files": split_sums,
+    }
+
+
+def _cached(job: Job, encoder: TaskEncoder, splits: Splits, estimate: int,
+            progress: bool) -> tuple[dict[str, Any], dict[str, Any], float]:
+    spec, card = job.spec, job.card
+    encode_bs = min(job.batch_size, 32)
+    cache = FeatureCache(paths.cache_dir(spec.cache_dir))
+    sources, info, seconds = {}, {"mode": "cached flip views", "estimated_bytes": estimate, "hits": {}}, 0.0
+    for split, ds in splits.datasets.items():
+        views = NUM_VIEWS if split == "train" else 1
+        parts = cache_parts(job, encoder.weights.sha256, split, ds, views, splits.per_split[split])
+        t0 = time.perf_counter()
+        bar = progress_bar(len(ds) * views, f"{spec.model}/{card.slug} encode {split}", progress)
+
+        def build(writer, ds=ds, views=views, bar=bar):
+            fill_cache(writer, encoder, job.pipeline, card, ds, views, job.device, encode_bs, spec.num_workers,
+                       progress=lambda n: bar.update(n * views), dtype=spec.cache_dtype)
+
+        arrays, hit = cache.get_or_build(cache_key(parts), parts, build)
+        bar.close()
+        seconds += time.perf_counter() - t0
+        info["hits"][split] = hit
+        sources[split] = CachedSource(arrays, card, job.device, paper_size=paper_target_size(job))
+    return sources, info, seconds
+
+
+def estimate_bytes(job: Job, encoder: TaskEncoder, datasets: dict[str, Dataset]) -> int:
+    """fp16 bytes the cached features of all splits would take (dense: measured on one sample)."""
+    card = job.card
+    n_views = {"train": NUM_VIEWS, "val": 1, "test": 1}
+    if not card.is_dense:
+        per = 2 * encoder.embed_dim
+    else:
+        item = datasets["train"][0]
+        out = encode_batch(encoder, job.pipeline, card, item["image"][None], item["meta"][None], True, job.device)
+        per = 2 * sum(m[0].numel() for m in out.maps)
+    return sum(per * len(ds) * n_views[s] for s, ds in datasets.items())
