@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from .errors import CbenchError
+
+BUILTIN_DIST = "copernicus-bench"
 
 T = TypeVar("T")
 
@@ -16,6 +19,20 @@ def closest(name: str, choices: list[str]) -> str:
     """A ``did you mean`` suffix for an unknown name, or an empty string."""
     match = difflib.get_close_matches(name, choices, n=1, cutoff=0.4)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _is_builtin(ep: object) -> bool:
+    """An entry point this package itself declares (built-ins win over same-named plug-ins)."""
+    dist = getattr(ep, "dist", None)
+    if dist is not None and getattr(dist, "name", None):
+        return dist.name.replace("_", "-").lower() == BUILTIN_DIST
+    return str(getattr(ep, "value", "")).startswith("copernicus_bench.")
+
+
+def _origin(ep: object) -> str:
+    dist = getattr(ep, "dist", None)
+    where = f"package '{dist.name}'" if dist is not None and getattr(dist, "name", None) else "an unknown package"
+    return f"{where} ({getattr(ep, 'value', '?')})"
 
 
 class Registry(Generic[T]):
@@ -43,8 +60,17 @@ class Registry(Generic[T]):
         if self._entry_points is None:
             self._entry_points = {}
             if self.group:
-                for ep in entry_points(group=self.group):
-                    self._entry_points.setdefault(ep.name, ep)
+                for ep in sorted(entry_points(group=self.group), key=lambda e: not _is_builtin(e)):
+                    kept = self._entry_points.get(ep.name) or (self._items.get(ep.name) and "in-process")
+                    if kept is None:
+                        self._entry_points[ep.name] = ep
+                    elif _is_builtin(kept) or kept == "in-process":
+                        warnings.warn(f"{self.kind} plug-in '{ep.name}' from {_origin(ep)} has the name of a "
+                                      f"built-in {self.kind}; the built-in is used, rename the plug-in's entry "
+                                      "point to use it", stacklevel=2)
+                    else:
+                        warnings.warn(f"two {self.kind} plug-ins are named '{ep.name}' ({_origin(kept)}, "
+                                      f"{_origin(ep)}); the first is used, rename one", stacklevel=2)
         return self._entry_points
 
     def names(self) -> list[str]:

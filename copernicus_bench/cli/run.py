@@ -42,7 +42,12 @@ def _model_args(value: str) -> tuple[tuple[str, str], ...]:
             raise argparse.ArgumentTypeError(f"--model-args item {item!r} is not KEY=VALUE")
         k, v = item.split("=", 1)
         pairs.append((k.strip(), v.strip()))
-    return tuple(pairs)
+    from ..modelargs import check_pairs
+
+    try:
+        return check_pairs(pairs)
+    except CbenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--model-args ")) from None
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

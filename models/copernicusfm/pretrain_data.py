@@ -238,7 +238,12 @@ class SampleTransform:
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
         rng = self.rng()
-        picked = pick_one(raw, rng)
+        try:
+            picked = pick_one(raw, rng)
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise CbenchError(f"{_shard_of(raw)}: sample {raw.get('__key__', '?')!r} does not match the "
+                              f"Copernicus-Pretrain layout ({type(exc).__name__}: {exc}); its json ids and tensors "
+                              "must line up per modality: remove or rebuild this shard") from None
         out: dict[str, Any] = {}
         for mod in self.modalities:
             x = normalise(picked[mod.name], mod)
@@ -256,21 +261,99 @@ def has_all_modalities(sample: dict[str, Any]) -> bool:
     return all(k in sample for k in REQUIRED_MEMBERS)
 
 
+def _shard_of(sample: dict[str, Any]) -> str:
+    return str(sample.get("__url__", "?"))
+
+
+def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
+    """Decode the members pretraining uses, safely: ``.pth`` with ``torch.load(weights_only=True)`` (never
+    webdataset's own decoder, which unpickles with ``weights_only=False`` unless ``WDS_PYTORCH_WEIGHTS_ONLY=1``,
+    GHSA-6gm9-8jxc-p862), ``json`` with :func:`json.loads`; every other member is dropped undecoded."""
+    import io
+    import json
+    import pickle
+
+    out: dict[str, Any] = {"__key__": raw.get("__key__", ""), "__url__": raw.get("__url__", "")}
+    for member in REQUIRED_MEMBERS:
+        data = raw[member]
+        try:
+            if member == "json":
+                out[member] = json.loads(data)
+            else:
+                value = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"holds a {type(value).__name__}, not a tensor")
+                out[member] = value
+        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, UnicodeDecodeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CbenchError(f"{_shard_of(raw)}: sample {raw.get('__key__', '?')!r} member {member} cannot be "
+                              f"decoded safely ({first[:160]}); shards must hold plain tensors saved with "
+                              "torch.save and a json of ids: remove or rebuild this shard") from None
+    return out
+
+
+def select_complete(samples, urls: list[str]):
+    """Keep samples that carry every modality; stop with one line instead of spinning forever when every
+    shard has been read through once (or the stream ended) without a single complete sample."""
+    missing: dict[str, int] = {}
+    seen, accepted, rejected = set(), 0, 0
+    all_urls, last_url, full_pass = set(urls), None, False
+    for sample in samples:
+        url = _shard_of(sample)
+        if url != last_url:
+            if last_url is not None and seen >= all_urls:
+                full_pass = True  # every shard was opened and the last new one has been read to its end
+            seen.add(url)
+            last_url = url
+        if has_all_modalities(sample):
+            accepted += 1
+            yield sample
+            continue
+        rejected += 1
+        for member in REQUIRED_MEMBERS:
+            if member not in sample:
+                missing[member] = missing.get(member, 0) + 1
+        if accepted == 0 and full_pass:
+            break
+    if accepted == 0:
+        what = ", ".join(f"{m.removesuffix('.pth')} in {n}/{rejected}" for m, n in sorted(missing.items()))
+        raise CbenchError(f"--shards: none of the {rejected} samples read from {len(all_urls)} shard(s) has all 8 "
+                          f"modalities a pretraining step needs (missing: {what or 'no samples at all'}); "
+                          "pass shards of the 8-modality Copernicus-Pretrain subset "
+                          "(e.g. 'cbench pretrain-sample --out DIR')")
+
+
+def _shard_error(exn: Exception) -> bool:
+    """webdataset error handler: a corrupt or unreadable shard is one line naming it."""
+    if isinstance(exn, CbenchError):
+        raise exn
+    url = next((a for a in reversed(exn.args) if isinstance(a, str) and a.endswith(".tar")), "a shard")
+    first = str(exn.args[0]).splitlines()[0] if exn.args else type(exn).__name__
+    raise CbenchError(f"{url}: cannot read this shard ({type(exn).__name__}: {first[:160]}); it is truncated or "
+                      "not a tar file: remove or re-download it") from None
+
+
 def make_dataset(shards: str | list[str], modalities: tuple[Modality, ...] = MODALITIES, seed: int = 0,
                  shuffle: int = 16, resampled: bool = True):
-    """A webdataset pipeline over the shards yielding per-sample dicts (tensors per modality + meta)."""
-    import webdataset as wds
+    """A webdataset pipeline over the shards yielding per-sample dicts (tensors per modality + meta).
 
+    Members are decoded by :func:`decode_sample` only (weights-only), whatever ``WDS_PYTORCH_WEIGHTS_ONLY``
+    says; webdataset's module flag is also forced on, for any other code path in the process."""
+    import webdataset as wds
+    import webdataset.autodecode as wds_autodecode
+
+    wds_autodecode.pytorch_weights_only = True
     urls = resolve_shards(shards) if isinstance(shards, str | Path) else list(shards)
     kw: dict[str, Any] = dict(resampled=resampled, shardshuffle=False if resampled else 100,
-                              empty_check=False, seed=seed)
+                              empty_check=False, seed=seed, handler=_shard_error)
     if not resampled:
         kw["nodesplitter"] = wds.split_by_node
         kw["workersplitter"] = wds.split_by_worker
     ds = wds.WebDataset(urls, **kw)
     if shuffle:
         ds = ds.shuffle(shuffle, rng=random.Random(seed))
-    return ds.decode().select(has_all_modalities).map(SampleTransform(modalities, seed=seed))
+    return ds.compose(lambda it: select_complete(it, urls)).map(decode_sample).map(
+        SampleTransform(modalities, seed=seed))
 
 
 def make_loader(shards: str | list[str], batch_size: int, modalities: tuple[Modality, ...] = MODALITIES,
