@@ -122,6 +122,23 @@ class CROMAAdapter(PretrainedAdapter):
     name = "croma"
     description = "CROMA ViT-B/8 (SAR encoder for S1, 12-band optical encoder for S2), S1/S2 tasks only"
     head = "linear"
+
+    def model_card(self):
+        from copernicus_bench.model_card import ModelCard
+
+        return ModelCard(
+            name="croma", architecture="ViT-B/8 with 2D-ALiBi: 6-layer SAR and 12-layer optical encoders",
+            parameters="ViT-B encoders (the cost columns count each built encoder)",
+            code_license="MIT (github.com/antofuller/CROMA; torchgeo's port)",
+            weights_license="MIT (torchgeo's rehosted CROMA_base-0238d814.pt, hub torchgeo/croma)",
+            pretraining_data="SSL4EO-S12 (torchgeo weight metadata: 'SSL4EO')",
+            pretraining_sensors=("Sentinel-1 GRD", "Sentinel-2"),
+            citation="Fuller, Millard, Green, CROMA: Remote Sensing Representations with Contrastive Radar-Optical "
+                     "Masked Autoencoders, NeurIPS 2023 (arXiv:2311.00566)",
+            release="CROMA_base-0238d814.pt (torchgeo, pinned revision)",
+            overlap="possible", overlap_note="SSL4EO-S12 samples Sentinel-1/2 scenes worldwide, the missions of the "
+                                             "S1/S2 tasks; not checked image by image",
+            url="https://github.com/antofuller/CROMA")
     specs = {"croma": WEIGHTS}
     configs: dict[str, dict[str, Any]] = {
         "base": {"encoder_dim": 768, "encoder_depth": 12},

@@ -143,6 +143,23 @@ class DOFAAdapter(PretrainedAdapter):
     name = "dofa"
     description = "DOFA ViT-B/16 (wavelength-conditioned patch embedding; fixed 16-px patch), all sensors"
     head = "ln-bn-linear"
+
+    def model_card(self):
+        from copernicus_bench.model_card import UNVERIFIED, ModelCard
+
+        return ModelCard(
+            name="dofa", architecture="ViT-B/16 with a wavelength-conditioned dynamic patch embedding",
+            parameters="about 86 M + the weight generator (the cost columns count each built encoder)",
+            code_license="MIT (github.com/zhu-xlab/DOFA; torchgeo's port)",
+            weights_license=f"{UNVERIFIED}: see https://huggingface.co/torchgeo/dofa",
+            pretraining_data="SatlasPretrain, Five-Billion-Pixels, HySpecNet-11k (torchgeo weight metadata)",
+            pretraining_sensors=("Sentinel-2 and others in SatlasPretrain", "Gaofen-2", "EnMAP"),
+            citation="Xiong et al., Neural Plasticity-Inspired Multimodal Foundation Model for Earth Observation, "
+                     "arXiv:2403.15356 (2024)",
+            release="dofa_base_patch16_224-a0275954.pth (torchgeo, pinned revision)",
+            overlap="possible", overlap_note="SatlasPretrain holds Sentinel-2 scenes worldwide; not checked image by "
+                                             "image",
+            url="https://github.com/zhu-xlab/DOFA")
     specs = {"dofa": WEIGHTS}
     configs: dict[str, dict[str, Any]] = {
         "base": {"embed_dim": 768, "depth": 12, "num_heads": 12},

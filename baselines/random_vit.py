@@ -76,6 +76,18 @@ class RandomViTAdapter(EncoderAdapter):
     description = "ViT-B/16 (patch = task kernel) with frozen random weights drawn from the run's seed"
     head = "ln-bn-linear"
 
+    def model_card(self):
+        from copernicus_bench.model_card import ModelCard
+
+        return ModelCard(
+            name="random", architecture="timm ViT-B (12 blocks, width 768), patch = the task's kernel size",
+            parameters="about 86 M (ViT-B; the cost columns count each built encoder)",
+            code_license="MIT (this project)", weights_license="none (weights drawn from the run's seed)",
+            pretraining_data="none", pretraining_sensors=(),
+            citation="Wang et al., Towards a Unified Copernicus Foundation Model for Earth Vision, ICCV 2025 "
+                     "(arXiv:2503.11849): the paper's 'Random ViT-B/16' baseline",
+            release="n/a", overlap="none", overlap_note="no pretraining")
+
     def __init__(self, config: str = "base") -> None:
         self.config = config
         self.arch = _config(config)

@@ -115,6 +115,25 @@ class SoftConAdapter(PretrainedAdapter):
     name = "softcon"
     description = "SoftCon ViT-B/14 (DINOv2 backbone; separate S1 and S2 encoders), S1/S2 tasks only"
     head = "linear"
+
+    def model_card(self):
+        from copernicus_bench.model_card import UNVERIFIED, ModelCard
+
+        return ModelCard(
+            name="softcon", architecture="DINOv2 ViT-B/14, separate Sentinel-1 (2-band) and Sentinel-2 (13-band) "
+                                         "encoders",
+            parameters="about 86 M per encoder (ViT-B/14; the cost columns count each built encoder)",
+            code_license=f"{UNVERIFIED}: see https://github.com/zhu-xlab/softcon",
+            weights_license=f"{UNVERIFIED}: see https://huggingface.co/wangyi111/softcon",
+            pretraining_data="SSL4EO-S12 with land-cover-derived multi-label supervision (S2 encoder initialised "
+                             "from DINOv2)",
+            pretraining_sensors=("Sentinel-1 GRD", "Sentinel-2 L1C"),
+            citation="Wang, Albrecht, Zhu, Multi-Label Guided Soft Contrastive Learning for Efficient Earth "
+                     "Observation Pretraining, IEEE TGRS 2024 (arXiv:2405.20462)",
+            release="weights B13_vitb14_softcon_enc.pth / B2_vitb14_softcon_enc.pth (timm-format export)",
+            overlap="possible", overlap_note="SSL4EO-S12 samples Sentinel-1/2 scenes worldwide, the missions of the "
+                                             "S1/S2 tasks; not checked image by image",
+            url="https://github.com/zhu-xlab/softcon")
     specs = WEIGHTS
     configs: dict[str, dict[str, Any]] = {
         "base": {"embed_dim": 768, "depth": 12, "num_heads": 12},

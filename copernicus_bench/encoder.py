@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from .cards import TaskCard
+    from .model_card import ModelCard
 
 PIPELINE_VERSION = "1"
 Tier = Literal["full", "smoke"]
@@ -200,6 +201,13 @@ class EncoderAdapter(ABC):
     def options(self) -> dict:
         """Constructor options that change the encoder (hashed into the result identity)."""
         return {}
+
+    def model_card(self) -> ModelCard:
+        """Architecture, licences, pretraining data and sensors, citation, release and benchmark overlap
+        (``cbench models --card NAME``); the default says the adapter declares none."""
+        from .model_card import undeclared
+
+        return undeclared(self.name)
 
 
 def random_init_token(seed: int, *parts: object) -> str:

@@ -111,6 +111,26 @@ class CopernicusFMAdapter(EncoderAdapter):
     description = "Copernicus-FM ViT-B (Wang et al. 2025): spectral + variable hypernetworks, metadata encodings"
     head = "ln-bn-linear"
 
+    def model_card(self):
+        from copernicus_bench.model_card import ModelCard
+
+        return ModelCard(
+            name="copernicus-fm", architecture="ViT-B/16 with spectral and variable (language-embedding) "
+                                               "hypernetworks, metadata encodings, FlexiViT patch sizes",
+            parameters="ViT-B backbone + hypernetworks (the cost columns count each built encoder)",
+            code_license="Apache-2.0 (zhu-xlab/Copernicus-FM, parts MIT / CC-BY-NC-4.0)",
+            weights_license="CC-BY-4.0 (zhu-xlab/Copernicus-FM README)",
+            pretraining_data="Copernicus-Pretrain: 18.7M aligned images on ~310K 0.25° grids extending SSL4EO-S12 "
+                             "to all major Sentinel missions",
+            pretraining_sensors=("Sentinel-1 GRD", "Sentinel-2 L1C", "Sentinel-2 L2A", "Sentinel-3 OLCI",
+                                 "Sentinel-5P CO/NO2/O3/SO2", "Copernicus DEM"),
+            citation="Wang et al., Towards a Unified Copernicus Foundation Model for Earth Vision, ICCV 2025 "
+                     "(arXiv:2503.11849)",
+            release="CopernicusFM_ViT_base_varlang-085350e4.pth (torchgeo, pinned) + var_embed_llama3.2_1B.pt",
+            overlap="possible", overlap_note="Copernicus-Pretrain densely covers the land surface with every "
+                                             "benchmark mission (S1/S2/S3/S5P); not checked image by image",
+            url="https://github.com/zhu-xlab/Copernicus-FM")
+
     def __init__(self, weights_dir: str | os.PathLike | None = None, seed: int = 0, config: str = "base",
                  random_init: bool = False, meta_nan_mode: MetaNanMode = "sample",
                  checkpoint: str | os.PathLike | None = None, var_embed: str | os.PathLike | None = None,

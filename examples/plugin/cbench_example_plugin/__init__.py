@@ -75,6 +75,16 @@ class TinyCNNAdapter(EncoderAdapter):
     name = "my-encoder"
     description = "example plug-in: tiny random CNN, all spectral tasks (not S5P)"
 
+    def model_card(self):
+        """Declare your model's card: licences, pretraining data, citation and benchmark overlap."""
+        from copernicus_bench.model_card import ModelCard
+
+        return ModelCard(
+            name=self.name, architecture=f"3-layer CNN, width {self.width}", parameters="tiny (example)",
+            code_license="MIT (this example)", weights_license="none (random weights from the seed)",
+            pretraining_data="none", pretraining_sensors=(), citation="none (an example, not a published model)",
+            release="n/a", overlap="none", overlap_note="no pretraining")
+
     def __init__(self, width: int = 32, checkpoint: str | None = None) -> None:
         self.width = int(width)
         self.checkpoint = Path(checkpoint) if checkpoint else None
