@@ -16,6 +16,7 @@ own entries.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CbenchError
 from .filelock import exclusive_lock
 
 CACHE_FORMAT = "1"
@@ -69,6 +71,34 @@ def verify_mode() -> str:
     return mode if mode in ("cheap", "full") else "cheap"
 
 
+def _reserve(path: Path) -> None:
+    """Allocate a (sparse) file's blocks now, so running out of space raises ``ENOSPC`` instead of killing the
+    process with a bus error on a later write through the memory map."""
+    size = path.stat().st_size
+    if size == 0 or not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from None
+        # file systems without fallocate support (EOPNOTSUPP, EINVAL): keep the sparse file
+    finally:
+        os.close(fd)
+
+
+def cache_write_error(root: Path, exc: OSError) -> CbenchError:
+    """One line for a failed cache write (disk full, read-only, permissions) that says what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CbenchError(f"feature cache {root}: no space left while writing an entry ({exc.filename or root}); "
+                           "the partial entry was removed and earlier entries are intact: free space, point "
+                           "--cache-dir at a larger disk, or lower --cache-budget so dense maps are encoded on "
+                           "the fly")
+    return CbenchError(f"feature cache {root}: cannot write there ({exc.strerror}: {exc.filename or root}); pass a "
+                       "writable --cache-dir DIR or set CBENCH_CACHE_DIR")
+
+
 class ArrayWriter:
     """Creates the arrays of a new entry (memory-mapped ``.npy`` files) inside a temporary folder."""
 
@@ -77,7 +107,9 @@ class ArrayWriter:
         self.arrays: dict[str, np.memmap] = {}
 
     def create(self, name: str, shape: tuple[int, ...], dtype: np.dtype | str) -> np.memmap:
-        arr = np.lib.format.open_memmap(self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        path = self.folder / f"{name}.npy"
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        _reserve(path)  # a full disk is an OSError here, not a SIGBUS when the memory map is written
         self.arrays[name] = arr
         return arr
 
@@ -101,6 +133,8 @@ class FeatureCache:
             return None
         try:
             info = json.loads((folder / "entry.json").read_text())
+            if info.get("key") != key:  # e.g. another seed's entry copied or renamed into this place
+                raise ValueError(f"it was built for key {str(info.get('key'))[:12]}…, not for this one")
             arrays = {}
             for name, meta in info["arrays"].items():
                 path = folder / f"{name}.npy"
@@ -128,6 +162,17 @@ class FeatureCache:
         found = self.load(key)
         if found is not None:
             return found, True
+        try:
+            (self.root / key[:2]).mkdir(parents=True, exist_ok=True)
+            return self._build_locked(key, parts, build)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                             errno.EEXIST):
+                raise cache_write_error(self.root, exc) from exc
+            raise
+
+    def _build_locked(self, key: str, parts: dict[str, Any],
+                      build: Callable[[ArrayWriter], None]) -> tuple[dict[str, np.ndarray], bool]:
         with exclusive_lock(self.root / key[:2] / f"{key}.lock"):
             found = self.load(key)  # another process may have built it while we waited
             if found is not None:
