@@ -60,6 +60,45 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
+MAX_EXPANSION = 50  # released archives hold GeoTIFF/h5 data that deflate compresses a few times, never 50×
+
+
+def check_zip_bounds(zf: Any, zip_path: Path, dest: Path, max_expansion: float = MAX_EXPANSION) -> int:
+    """Refuse a zip bomb before extracting: the declared unpacked size must stay within ``max_expansion`` ×
+    the archive's size on disk and fit the free space at ``dest``. Returns the declared size in bytes.
+
+    ``zipfile`` stops reading a member at its declared size (and fails its CRC beyond), so the declared sizes
+    bound what extraction writes."""
+    import shutil
+
+    infos = zf.infolist()
+    total = sum(max(i.file_size, 0) for i in infos)
+    packed = max(Path(zip_path).stat().st_size, 1)
+    if total > max_expansion * packed:
+        raise CbenchError(f"{zip_path}: would unpack to {total / 2**30:.2f} GiB from {packed / 2**20:.1f} MiB "
+                          f"({total / packed:.0f}× its size; a released archive stays under {max_expansion:.0f}×): "
+                          "refused as a zip bomb; delete it and re-run 'cbench download'")
+    free = shutil.disk_usage(dest).free
+    if total > free:
+        raise CbenchError(f"{zip_path}: needs {total / 2**30:.2f} GiB to extract but {dest} has "
+                          f"{free / 2**30:.2f} GiB free; free space or use another --data-root")
+    return total
+
+
+def extraction_error(zip_path: Path, dest: Path, exc: BaseException) -> CbenchError:
+    """The right advice for a failed extraction: a full disk or a permission problem is not a corrupt zip."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CbenchError(f"{zip_path}: the disk under {dest} filled up while extracting; nothing was left "
+                           "half-extracted: free space or use another --data-root, then re-run")
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CbenchError(f"{dest}: not writable ({exc.strerror}), so {zip_path.name} cannot be extracted there; "
+                           "fix the permissions or extract it by hand")
+    return CbenchError(f"{zip_path}: cannot be extracted ({exc}); the zip is truncated or corrupt, delete it and "
+                       "re-run 'cbench download'")
+
+
 class HubUnreachableError(CbenchError):
     """The hub could not be reached (no network, DNS, proxy, timeout)."""
 

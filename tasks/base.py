@@ -151,11 +151,13 @@ def extract_zip(zip_path: Path, root: Path, directory: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory}.extract-", dir=root))
     try:
         try:
+            from ..download import check_zip_bounds, extraction_error
+
             with zipfile.ZipFile(zip_path) as zf:
+                check_zip_bounds(zf, zip_path, root)  # zip bombs and archives larger than the free space
                 zf.extractall(tmp)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CbenchError(f"{zip_path}: cannot be extracted ({exc}); the zip is truncated or corrupt, "
-                              f"delete it and re-run 'cbench download'") from exc
+            raise extraction_error(Path(zip_path), root, exc) from exc
         inner = tmp / directory
         if not inner.is_dir():
             raise CbenchError(f"{zip_path}: does not contain the folder '{directory}/'; "
