@@ -30,6 +30,7 @@ paper does.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import statistics
 import warnings
@@ -43,13 +44,16 @@ from .errors import CbenchError
 
 if TYPE_CHECKING:
     from .cards import TaskCard
+    from .reported import ReportedColumn
 
 LEADERBOARD_SCHEMA = "copernicus-bench/leaderboard/v1"
 RANDOM_BASELINE = "random"  # the model whose column anchors the normalised score at 0
 NORM_FLOOR = -1.0  # normalised scores below this are clipped (a task where random is nearly best would dominate)
 DEFAULT_TOLERANCE = 1.0
 METRIC_LABELS = {"oa": "OA", "map-micro": "mAP", "miou": "mIoU", "rmse": "RMSE"}
-MARK_SMOKE, MARK_PAPER_PROTOCOL, MARK_SAMPLE = "†", "‡", "§"
+MARK_SMOKE, MARK_PAPER_PROTOCOL, MARK_SAMPLE, MARK_REPORTED = "†", "‡", "§", "(reported)"
+REPORTED = "reported"  # the group of published columns
+DEFAULT_N_BOOT = 1000
 NOT_APPLICABLE, MISSING = "-", "…"
 WEIGHTS_ORDER = {"released": 0, "user": 1, "random-init": 2}
 
@@ -66,9 +70,13 @@ class Column:
     sample_data: bool = False
     override_hash: str = ""  # the override tag: "" | "limit=4" | "o<hash>"
     display: str = ""
+    kind: str = "measured"  # measured | reported (a published number, never ranked with measured ones)
+    source: str = ""  # reported columns: the paper and table
 
     @property
     def id(self) -> str:
+        if self.kind == "reported":
+            return f"reported/{self.model}/{hashlib.sha256(self.source.encode()).hexdigest()[:6]}"
         parts = [self.model, self.weights, self.tier, self.protocol]
         if self.sample_data:
             parts.append("sample")
@@ -79,11 +87,15 @@ class Column:
     @property
     def group(self) -> tuple[str, str, bool]:
         """Columns comparable with each other (best-in-row, ranks, normalised score)."""
+        if self.kind == "reported":
+            return (REPORTED, "", False)
         return (self.tier, self.protocol, self.sample_data)
 
     @property
     def label(self) -> str:
         """Header text: display name plus its marks."""
+        if self.kind == "reported":
+            return f"{self.display or self.model} {MARK_REPORTED}"
         marks = ""
         if self.tier != "full":
             marks += MARK_SMOKE if self.tier == "smoke" else f"[{self.tier}]"
@@ -115,6 +127,13 @@ class Cell:
     paper_std: float | None = None
     paper_diff: float | None = None
     paper_flag: bool = False
+    ci: tuple[float, float] | None = None  # 95 % test-set bootstrap CI of the seed mean
+    ci_note: str = ""  # why there is no CI
+    rank_interval: tuple[int, int] | None = None  # 95 % bootstrap rank interval within the group
+    boot: Any = field(default=None, repr=False)  # (n_boot, seeds) resampled metric values (not serialised)
+    provenance: list[dict[str, Any]] = field(default_factory=list)  # one entry per result
+    cost: dict[str, Any] = field(default_factory=dict)  # per-result cost figures, averaged over seeds
+    reported_std: float | None = None  # a reported column's published std (None: the source gives none)
 
     @property
     def n(self) -> int:
@@ -126,6 +145,8 @@ class Cell:
 
     @property
     def std(self) -> float | None:
+        if self.reported_std is not None:
+            return self.reported_std
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
     @property
@@ -147,6 +168,23 @@ class GroupSummary:
     mean_rank: dict[str, float]
     norm_score: dict[str, float]
     anchor: str  # how the normalised score's 0 was chosen
+    iqm: dict[str, float] = field(default_factory=dict)  # IQM of normalised scores over (task, seed)
+    iqm_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # stratified bootstrap 95 % CI
+    rank_interval: dict[str, tuple[int, int]] = field(default_factory=dict)  # of the IQM, 95 %
+    iqm_note: str = ""  # why there is no IQM / CI
+    breakdowns: list[Breakdown] = field(default_factory=list)
+
+
+@dataclass
+class Breakdown:
+    """Mean rank and normalised score over one facet's tasks (sensor, task type or paper level)."""
+
+    facet: str  # sensor | task type | level
+    key: str
+    tasks: list[str]  # tasks of the facet every ranked column has
+    missing: list[str]  # tasks of the facet left out because some ranked column lacks them
+    mean_rank: dict[str, float]
+    norm_score: dict[str, float]
 
 
 @dataclass
@@ -159,6 +197,10 @@ class Leaderboard:
     summaries: list[GroupSummary]
     notes: list[str]
     created: str
+    n_boot: int = 0
+    boot_seed: int = 0
+    excluded: list[str] = field(default_factory=list)  # per-sample files refused (tampered, missing, ...)
+    model_cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def sample_data(self) -> bool:
@@ -238,8 +280,14 @@ def _column_sort_key(col: Column, model_order: dict[str, int]) -> tuple:
 
 
 def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCard], metric: str = "global",
-                      compare_paper: bool = False, tolerance: float = DEFAULT_TOLERANCE) -> Leaderboard:
-    """Aggregate loaded results (``results.load_results``) into a leaderboard over ``cards``."""
+                      compare_paper: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+                      reported: Sequence[ReportedColumn] = (), n_boot: int = DEFAULT_N_BOOT,
+                      boot_seed: int = 0) -> Leaderboard:
+    """Aggregate loaded results (``results.load_results``) into a leaderboard over ``cards``.
+
+    ``reported`` adds published columns (:mod:`copernicus_bench.reported`); ``n_boot`` test-set bootstrap
+    resamples (0 = none) seeded by ``boot_seed`` give the CIs and rank intervals (:mod:`copernicus_bench.stats`).
+    """
     if metric not in ("global", "per_batch"):
         raise CbenchError(f"--metric {metric!r}: must be 'global' or 'per_batch'")
     if tolerance < 0:
@@ -268,11 +316,18 @@ def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCar
             model_order.setdefault(m, len(model_order))
     model_order.setdefault(RANDOM_BASELINE, -1)
     ordered = sorted(columns.values(), key=lambda c: _column_sort_key(c, model_order))
+    rep_cols = [Column(model=rc.model, weights="reported", display=rc.display, kind="reported", source=rc.source)
+                for rc in reported]
+    rep_scores = {col.id: rc for col, rc in zip(rep_cols, reported)}
+    ordered += list({c.id: c for c in rep_cols}.values())
 
     rows: list[Row] = []
     for card in cards:
         cells: dict[str, Cell] = {}
         for col in ordered:
+            if col.kind == "reported":
+                cells[col.id] = _reported_cell(rep_scores[col.id], card)
+                continue
             rs = sorted(bucket.get((card.slug, col.id), []), key=lambda r: int(r["seed"]))
             if not rs:
                 status = "missing" if card.slug in applicable[col.id] else "not-applicable"
@@ -287,6 +342,7 @@ def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCar
                     continue
                 cell.values.append(v)
                 cell.seeds.append(int(r["seed"]))
+                cell.provenance.append(_provenance(r))
                 pb = _metric_value(r, "per_batch")
                 if pb is not None:
                     cell.per_batch.append(pb)
@@ -300,18 +356,73 @@ def build_leaderboard(results: Sequence[dict[str, Any]], cards: Sequence[TaskCar
                                   "'cbench run' command plus --overwrite", stacklevel=2)
             if not cell.values:
                 cell.status = "missing"
+            cell.cost = _mean_cost([r for r in rs if _metric_value(r, metric) is not None])
             cells[col.id] = cell
             if compare_paper:
                 _compare_with_paper(cell, col, card, tolerance)
         _mark_best(cells, ordered, card.higher_is_better)
         rows.append(Row(card=card, cells=cells))
 
+    from .lb_uncertainty import attach_uncertainty, summarise_uncertainty
+
+    excluded = attach_uncertainty(rows, ordered, bucket, metric, n_boot, boot_seed)
     summaries = [_summarise(group, [c for c in ordered if c.group == group], rows)
                  for group in dict.fromkeys(c.group for c in ordered)]
+    for summary in summaries:
+        summarise_uncertainty(summary, [c for c in ordered if c.id in summary.columns], rows)
+        summary.breakdowns = breakdowns([c for c in ordered if c.id in summary.columns], rows)
     notes = _notes(ordered, metric, compare_paper, tolerance)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Leaderboard(columns=ordered, rows=rows, metric=metric, compare_paper=compare_paper,
-                       tolerance=tolerance, summaries=summaries, notes=notes, created=created)
+                       tolerance=tolerance, summaries=summaries, notes=notes, created=created, n_boot=n_boot,
+                       boot_seed=boot_seed, excluded=excluded)
+
+
+def _reported_cell(rc: ReportedColumn, card: TaskCard) -> Cell:
+    score = rc.scores.get(card.slug)
+    if score is None:
+        return Cell(status="not-applicable")
+    mean, std = score
+    cell = Cell(status="value", values=[mean], ci_note="reported: no per-sample outputs",
+                provenance=[{"reported": rc.source, "metric": rc.metric}])
+    cell.reported_std = std
+    return cell
+
+
+PROVENANCE_KEYS = ("created", "git_commit", "device", "task_version", "task_digest", "best_epoch")
+
+
+def _provenance(r: dict[str, Any]) -> dict[str, Any]:
+    """What a cell's hover / the JSON shows for one result: where the number came from."""
+    w = r.get("weights") or {}
+    out = {"file": Path(str(r.get("_path", ""))).name, "seed": r.get("seed"),
+           "weights_sha256": str(w.get("sha256", ""))[:16], "weights_file": w.get("file")}
+    out.update({k: r.get(k) for k in PROVENANCE_KEYS if r.get(k) is not None})
+    ps = r.get("per_sample")
+    if isinstance(ps, dict):
+        out["per_sample_sha256"] = str(ps.get("sha256", ""))[:16]
+    versions = r.get("versions") or {}
+    if isinstance(versions, dict) and versions.get("copernicus-bench"):
+        out["cbench_version"] = versions["copernicus-bench"]
+    return out
+
+
+COST_MEAN_KEYS = ("encoder_params", "head_params", "encoder_gflops_per_image", "head_gflops_per_step",
+                  "encoder_images_per_s", "read_s", "encode_s", "train_s", "total_s", "peak_memory_mb")
+
+
+def _mean_cost(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-result ``cost`` blocks averaged over seeds (device names joined); empty when none has one."""
+    blocks = [r["cost"] for r in rs if isinstance(r.get("cost"), dict)]
+    if not blocks:
+        return {}
+    out: dict[str, Any] = {}
+    for k in COST_MEAN_KEYS:
+        vals = [float(b[k]) for b in blocks if isinstance(b.get(k), (int, float))]
+        out[k] = statistics.fmean(vals) if vals else None
+    out["device"] = ", ".join(sorted({str(b.get("device", "?")) for b in blocks}))
+    out["n"] = len(blocks)
+    return out
 
 
 def _paper_comparable(col: Column) -> bool:
@@ -409,6 +520,29 @@ def _summarise(group: tuple[str, str, bool], columns: list[Column], rows: list[R
         norm_score={k: statistics.fmean(v) for k, v in scores.items() if v}, anchor=anchor)
 
 
+FACETS = (("sensor", lambda c: c.sensor.upper()), ("task type", lambda c: c.task_type),
+          ("level", lambda c: f"L{c.level}"))
+
+
+def breakdowns(ranked: list[Column], rows: list[Row]) -> list[Breakdown]:
+    """Mean rank and normalised score per sensor, task type and paper level, over the facet's tasks that
+    every column of ``ranked`` has; the facet's other tasks are listed as missing, never dropped silently."""
+    out: list[Breakdown] = []
+    if not ranked:
+        return out
+    for facet, key_of in FACETS:
+        for key in dict.fromkeys(key_of(r.card) for r in rows):
+            facet_rows = [r for r in rows if key_of(r.card) == key]
+            applicable = [r for r in facet_rows if any(r.cells[c.id].status != "not-applicable" for c in ranked)]
+            if not applicable:
+                continue
+            s = _summarise(ranked[0].group, ranked, facet_rows)
+            missing = [r.card.slug for r in applicable if r.card.slug not in s.tasks]
+            out.append(Breakdown(facet=facet, key=key, tasks=s.tasks, missing=missing, mean_rank=s.mean_rank,
+                                 norm_score=s.norm_score))
+    return out
+
+
 def _notes(columns: list[Column], metric: str, compare_paper: bool, tolerance: float) -> list[str]:
     notes = [f"Metric: `{metric}` value of each result; mean ± sample std (ddof=1) over seeds, (n=k) = number "
              "of seeds (one seed: no ±). Bold = best of the row among comparable columns (same tier, protocol "
@@ -425,6 +559,14 @@ def _notes(columns: list[Column], metric: str, compare_paper: bool, tolerance: f
                      "columns use the cached flip views.")
     if any(c.override_hash for c in columns):
         notes.append("[k=v] / [o<hash>] = run with other overrides (see the result files' `overrides`).")
+    if any(c.kind == "measured" for c in columns):
+        notes.append("[lo, hi] = 95 % CI of the cell's seed mean from a bootstrap over test images (1000 "
+                     "resamples of the stored per-sample outputs; it covers test-set sampling, not the seeds, "
+                     "whose spread is the ±). rA–B = the column's 95 % rank interval on that task among the "
+                     "comparable columns (paired resamples): columns whose intervals overlap are not separable. "
+                     "A cell without [ ] has no usable per-sample outputs (the JSON says why).")
+    if any(c.kind == "reported" for c in columns):
+        notes.append(f"{MARK_REPORTED} = a published number (see 'Reported columns'), not measured here.")
     if compare_paper:
         notes.append(f"Paper numbers (arXiv 2503.11849, mean ± std of 3 runs) beside released/user columns and "
                      f"the random baseline, compared on `metric.paper` (the reference's epoch, resolution and per-batch "
@@ -448,7 +590,15 @@ def cell_text(cell: Cell, markdown: bool = True, compare: bool = False) -> str:
     text = fmt(cell.mean) if cell.std is None else f"{fmt(cell.mean)} ± {fmt(cell.std)}"
     if markdown and cell.best:
         text = f"**{text}**"
-    text += f" (n={cell.n})"
+    if cell.reported_std is None and cell.provenance and "reported" in cell.provenance[0]:
+        text += " (no std)" if cell.std is None else ""
+    else:
+        text += f" (n={cell.n})"
+    if cell.ci is not None:
+        text += f" [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}]"
+    if cell.rank_interval is not None:
+        lo, hi = cell.rank_interval
+        text += f" r{lo}" if lo == hi else f" r{lo}–{hi}"
     if compare and cell.paper_mean is not None:
         text += f" · paper {fmt(cell.paper_mean)} ± {fmt(cell.paper_std)}"
         if cell.paper_unavailable:
@@ -483,6 +633,8 @@ def _md_escape(text: str) -> str:
 
 def group_title(group: tuple[str, str, bool]) -> str:
     tier, protocol, sample = group
+    if tier == REPORTED:
+        return "reported (published) columns"
     return f"tier {tier}, protocol {protocol}" + (", generated sample data" if sample else "")
 
 
@@ -498,15 +650,111 @@ def summary_markdown(lb: Leaderboard) -> str:
             out.append("_No task has a result in every column of this group: no ranks computed._")
             out.append("")
             continue
-        out.append("| Column | Mean rank ↓ | Normalised score ↑ | Tasks |")
-        out.append("|---|:---:|:---:|:---:|")
+        out.append("| Column | Mean rank ↓ | Normalised score ↑ | IQM [95 % CI] ↑ | IQM rank interval | Tasks |")
+        out.append("|---|:---:|:---:|:---:|:---:|:---:|")
         for cid in sorted(s.columns, key=lambda k: s.mean_rank.get(k, math.inf)):
             rank = s.mean_rank.get(cid)
             score = s.norm_score.get(cid)
+            iqm = s.iqm.get(cid)
+            iqm_text = MISSING if iqm is None else fmt(iqm)
+            if cid in s.iqm_ci:
+                iqm_text += f" [{fmt(s.iqm_ci[cid][0])}, {fmt(s.iqm_ci[cid][1])}]"
+            iv = s.rank_interval.get(cid)
+            iv_text = MISSING if iv is None else (f"{iv[0]}" if iv[0] == iv[1] else f"{iv[0]}–{iv[1]}")
             out.append(f"| {_md_escape(by_id[cid].label)} | {fmt(rank) if rank is not None else MISSING} | "
-                       f"{fmt(score) if score is not None else MISSING} | {len(s.tasks)} |")
+                       f"{fmt(score) if score is not None else MISSING} | {iqm_text} | {iv_text} | {len(s.tasks)} |")
         out.append("")
+        if s.iqm_note:
+            out.append(f"_IQM: {s.iqm_note}._")
+            out.append("")
+        out += breakdown_markdown(s, by_id)
     return "\n".join(out).rstrip()
+
+
+def breakdown_markdown(s: GroupSummary, by_id: dict[str, Column]) -> list[str]:
+    """Mean rank / normalised score per sensor, task type and level; missing tasks named."""
+    if not s.breakdowns or len(s.columns) < 1:
+        return []
+    keys = [f"{b.key} ({len(b.tasks)})" for b in s.breakdowns]
+    out = ["Per sensor, task type and level — mean rank / normalised score over the facet's tasks that every "
+           "ranked column has (task count in brackets):", "",
+           "| Column | " + " | ".join(keys) + " |", "|---|" + ":---:|" * len(keys)]
+    for cid in s.columns:
+        cells = []
+        for b in s.breakdowns:
+            r, sc = b.mean_rank.get(cid), b.norm_score.get(cid)
+            cells.append(MISSING if r is None else f"{fmt(r)} / {fmt(sc) if sc is not None else MISSING}")
+        out.append(f"| {_md_escape(by_id[cid].label)} | " + " | ".join(cells) + " |")
+    miss = [f"{b.key}: {', '.join(b.missing)}" for b in s.breakdowns if b.missing]
+    out.append("")
+    if miss:
+        out.append("Left out of a facet because a ranked column lacks them: " + "; ".join(miss) + ".")
+        out.append("")
+    return out
+
+
+COST_HEADER = ("Column", "Encoder params (M)", "Encoder GFLOPs / image", "Head GFLOPs / step", "Encoder img/s",
+               "Read s", "Encode s", "Train s", "Peak MB", "Device", "Results")
+
+
+def cost_summary(lb: Leaderboard) -> list[dict[str, Any]]:
+    """Per measured column: cost figures averaged over its tasks (each task averaged over seeds)."""
+    out = []
+    for col in lb.columns:
+        if col.kind != "measured":
+            continue
+        costs = [r.cells[col.id].cost for r in lb.rows if r.cells[col.id].cost]
+        if not costs:
+            out.append({"column": col.label, "id": col.id, "results_with_cost": 0})
+            continue
+        row: dict[str, Any] = {"column": col.label, "id": col.id}
+        for k in COST_MEAN_KEYS:
+            vals = [c[k] for c in costs if c.get(k) is not None]
+            agg = sum if k in ("read_s", "encode_s", "train_s", "total_s") else (max if k == "peak_memory_mb"
+                                                                               else statistics.fmean)
+            row[k] = agg(vals) if vals else None
+        row["device"] = ", ".join(sorted({c["device"] for c in costs}))
+        row["results_with_cost"] = sum(c.get("n", 1) for c in costs)
+        out.append(row)
+    return out
+
+
+def cost_markdown(lb: Leaderboard) -> str:
+    rows = cost_summary(lb)
+    if not rows:
+        return ""
+    def f(v: Any, scale: float = 1.0) -> str:
+        return MISSING if v is None else fmt(v / scale)
+    lines = ["## Cost", "",
+             "Measured per result, averaged over seeds, then over the column's tasks (read/encode/train seconds "
+             "summed over tasks, peak memory the maximum). Parameters: every parameter of the built frozen "
+             "encoder. GFLOPs from torch's FlopCounterMode (2 per multiply-add; matmuls, convolutions, attention). "
+             "**Cost figures compare only within one device type.**", "",
+             "| " + " | ".join(COST_HEADER) + " |", "|---|" + ":---:|" * (len(COST_HEADER) - 1)]
+    for r in rows:
+        if not r.get("results_with_cost"):
+            lines.append(f"| {_md_escape(r['column'])} |" + f" {MISSING} |" * (len(COST_HEADER) - 2)
+                         + " 0 (results without cost figures) |")
+            continue
+        lines.append(f"| {_md_escape(r['column'])} | {f(r['encoder_params'], 1e6)} | "
+                     f"{f(r['encoder_gflops_per_image'])} | {f(r['head_gflops_per_step'])} | "
+                     f"{f(r['encoder_images_per_s'])} | {f(r['read_s'])} | {f(r['encode_s'])} | {f(r['train_s'])} | "
+                     f"{f(r['peak_memory_mb'])} | {r['device']} | {r['results_with_cost']} |")
+    return "\n".join(lines)
+
+
+def reported_markdown(lb: Leaderboard) -> str:
+    cols = [c for c in lb.columns if c.kind == "reported"]
+    if not cols:
+        return ""
+    sources = dict.fromkeys(c.source for c in cols)
+    lines = ["## Reported columns", "",
+             f"Columns marked {MARK_REPORTED} are published numbers, typed from their sources, not measured here: "
+             "never ranked, bolded or averaged with measured columns. Sources:", ""]
+    for src in sources:
+        names = ", ".join(c.display for c in cols if c.source == src)
+        lines.append(f"- {names}: {src}")
+    return "\n".join(lines)
 
 
 def render_markdown(lb: Leaderboard) -> str:
@@ -514,6 +762,11 @@ def render_markdown(lb: Leaderboard) -> str:
              f"Generated by `cbench leaderboard` on {lb.created} from result files; do not edit by hand.", ""]
     parts += [f"- {n}" for n in lb.notes]
     parts += ["", markdown_table(lb), "", summary_markdown(lb), "", "![normalised scores](scores.png)", ""]
+    for extra in (cost_markdown(lb), reported_markdown(lb)):
+        if extra:
+            parts += [extra, ""]
+    if lb.excluded:
+        parts += ["## Per-sample files refused", ""] + [f"- {e}" for e in lb.excluded] + [""]
     return "\n".join(parts)
 
 
@@ -531,7 +784,13 @@ def csv_rows(lb: Leaderboard) -> list[dict[str, Any]]:
                 "override_hash": col.override_hash, "status": cell.status, "mean": cell.mean, "std": cell.std,
                 "n": cell.n, "seeds": " ".join(map(str, cell.seeds)), "best": cell.best,
                 "per_batch_mean": cell.per_batch_mean, "paper_mean": cell.paper_mean,
-                "paper_std": cell.paper_std, "paper_flag": cell.paper_flag,
+                "paper_std": cell.paper_std, "paper_flag": cell.paper_flag, "kind": col.kind,
+                "source": col.source, "ci_low": cell.ci[0] if cell.ci else None,
+                "ci_high": cell.ci[1] if cell.ci else None, "ci_note": cell.ci_note,
+                "rank_low": cell.rank_interval[0] if cell.rank_interval else None,
+                "rank_high": cell.rank_interval[1] if cell.rank_interval else None,
+                **{f"cost_{k}": cell.cost.get(k) for k in COST_MEAN_KEYS},
+                "cost_device": cell.cost.get("device"),
             })
     return out
 
@@ -548,11 +807,24 @@ def to_json(lb: Leaderboard) -> dict[str, Any]:
                    "cells": {cid: {"status": c.status, "mean": c.mean, "std": c.std, "n": c.n, "seeds": c.seeds,
                                    "values": c.values, "best": c.best, "per_batch_mean": c.per_batch_mean,
                                    "paper_mean": c.paper_mean, "paper_std": c.paper_std,
-                                   "paper_flag": c.paper_flag} for cid, c in r.cells.items()}}
+                                   "paper_flag": c.paper_flag, "ci": list(c.ci) if c.ci else None,
+                                   "ci_note": c.ci_note,
+                                   "rank_interval": list(c.rank_interval) if c.rank_interval else None,
+                                   "provenance": c.provenance, "cost": c.cost}
+                             for cid, c in r.cells.items()},
+                   "sensor": r.card.sensor, "task_type": r.card.task_type}
                   for r in lb.rows],
         "summary": [{"group": {"tier": s.group[0], "protocol": s.group[1], "sample_data": s.group[2]},
                      "tasks": s.tasks, "anchor": s.anchor, "mean_rank": s.mean_rank,
-                     "normalised_score": s.norm_score} for s in lb.summaries],
+                     "normalised_score": s.norm_score, "iqm": s.iqm,
+                     "iqm_ci": {k: list(v) for k, v in s.iqm_ci.items()},
+                     "rank_interval": {k: list(v) for k, v in s.rank_interval.items()}, "iqm_note": s.iqm_note,
+                     "breakdowns": [asdict(b) for b in s.breakdowns]} for s in lb.summaries],
+        "bootstrap": {"resamples": lb.n_boot, "seed": lb.boot_seed, "unit": "test images",
+                      "interval": "percentile, 95 %"},
+        "cost": cost_summary(lb),
+        "excluded_per_sample_files": lb.excluded,
+        "model_cards": lb.model_cards,
     }
 
 
