@@ -73,84 +73,119 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from copernicus_bench.cards import SPLITS
 from copernicus_bench.errors import CbenchError
 from copernicus_bench.filelock import exclusive_lock
 
 SAMPLE_VERSION = 1
 MARKER = ".cbench-sample-complete"
-SPLITS = ("train", "val", "test")
-
-#: Released archive folder (as inside the zip) → the task slugs it serves.
-ARCHIVES: dict[str, tuple[str, ...]] = {
-    "cloud_s2": ("cloud-s2",),
-    "cloud_s3": ("cloud-s3",),
-    "eurosat_s1": ("eurosat-s1",),
-    "eurosat_s2": ("eurosat-s2",),
-    "bigearthnet_s1s2": ("bigearthnet-s1", "bigearthnet-s2"),
-    "lc100_s3": ("lc100cls-s3", "lc100seg-s3"),
-    "dfc2020_s1s2": ("dfc2020-s1", "dfc2020-s2"),
-    "flood_s1": ("flood-s1",),
-    "lcz_s2": ("lcz-s2",),
-    "biomass_s3": ("biomass-s3",),
-    "airquality_s5p": ("aq-no2-s5p", "aq-o3-s5p"),
-}
-TASKS: tuple[str, ...] = (
-    "cloud-s2", "cloud-s3", "eurosat-s1", "eurosat-s2", "bigearthnet-s1", "bigearthnet-s2", "lc100cls-s3",
-    "dfc2020-s1", "dfc2020-s2", "lc100seg-s3", "flood-s1", "lcz-s2", "biomass-s3", "aq-no2-s5p", "aq-o3-s5p",
-)
-TASK_ARCHIVE: dict[str, str] = {t: a for a, ts in ARCHIVES.items() for t in ts}
-#: Archives written only as their released zip at the data root (folder absent).
-ZIP_ONLY: dict[str, str] = {"eurosat_s1": "eurosat_s1.zip"}
-
-#: Samples per split when ``per_split`` is None (chosen so every class is seen ≥ 4 times in
-#: multiclass tasks and the whole sample stays under ~200 MB).
-DEFAULT_PER_SPLIT: dict[str, int] = {
-    "cloud_s2": 8, "cloud_s3": 5, "eurosat_s1": 40, "eurosat_s2": 40, "bigearthnet_s1s2": 20,
-    "lc100_s3": 10, "dfc2020_s1s2": 6, "flood_s1": 6, "lcz_s2": 68, "biomass_s3": 6, "airquality_s5p": 12,
-}
 
 # ------------------------------------------------------------------------------------------------
-# Band facts (shared/copernicus-bench.md §1-2)
-S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-S2_MEAN = np.array([1353.7, 1117.2, 1041.8, 946.5, 1199.1, 2003.0, 2374.0, 2301.2, 2599.7, 732.1, 12.1,
-                    1820.6, 1118.2], np.float32)
-S2_STD = np.array([897.3, 736.0, 684.8, 620.0, 791.9, 1341.3, 1595.4, 1545.5, 1750.1, 475.1, 98.3, 1216.5,
-                   736.7], np.float32)
-EUROSAT_S2_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
-BEN_S2_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
-S1_MEAN = np.array([-12.548, -20.192], np.float32)
-S1_STD = np.array([5.257, 5.912], np.float32)
-LCZ_MEAN = np.array([0.112, 0.104, 0.095, 0.120, 0.200, 0.237, 0.230, 0.260, 0.182, 0.112], np.float32)
-LCZ_STD = np.array([0.074, 0.068, 0.062, 0.079, 0.134, 0.160, 0.155, 0.175, 0.122, 0.074], np.float32)
-OLCI_SCALE = np.array([0.0139465, 0.0133873, 0.0121481, 0.0115198, 0.0100953, 0.0123538, 0.00879161,
-                       0.00876539, 0.0095103, 0.00773378, 0.00675523, 0.0071996, 0.00749684, 0.0086512,
-                       0.00526779, 0.00530267, 0.00493004, 0.00549962, 0.00502847, 0.00326378, 0.00324118],
-                      np.float32)
+# Facts come from the cards and the loaders (one source each); the generator's own choices stay here.
+def _card(slug: str):
+    from copernicus_bench.tasks import get_card
+
+    return get_card(slug)
+
+
+def _tg(slug: str):
+    """The torchgeo class the task's loader wraps (file band order, LC100 code table)."""
+    from copernicus_bench.tasks import get_card, loader_class
+
+    return loader_class(get_card(slug)).tg_class
+
+
+def _stats(slug: str, date: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The card's per-band mean and std (float32) of one date, in model order."""
+    norm = _card(slug).normalization
+    assert norm.mean is not None and norm.std is not None, slug
+    return np.asarray(norm.mean[date], np.float32), np.asarray(norm.std[date], np.float32)
+
+
+def _olci_scale(slug: str) -> np.ndarray:
+    return np.asarray(_card(slug).normalization.scale_factors, np.float32)
+
+
+def _split_file(root: Path, slug: str, split: str, index: int = 0) -> Path:
+    """``root`` / the card's ``release.split_files[index]`` for ``split``."""
+    release = _card(slug).release
+    assert release is not None, f"task card {slug}: needs 'release' for the sample generator"
+    return root / release.split_files[index].format(split=split)
+
+
 # Typical TOA radiance (mW m-2 sr-1 nm-1) per OLCI band, Oa01 (400 nm) .. Oa21 (1020 nm).
 OLCI_RADIANCE = np.array([75, 72, 66, 58, 52, 45, 40, 39, 38, 37, 35, 30, 12, 18, 24, 28, 26, 25, 22, 14, 16],
                          np.float32)
 OLCI_PIXEL_DEG = 0.0026949458523585646
-
-EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
-                   "PermanentCrop", "Residential", "River", "SeaLake")
-BEN_CLASSES = (
-    "Urban fabric", "Industrial or commercial units", "Arable land", "Permanent crops", "Pastures",
-    "Complex cultivation patterns",
-    "Land principally occupied by agriculture, with significant areas of natural vegetation",
-    "Agro-forestry areas", "Broad-leaved forest", "Coniferous forest", "Mixed forest",
-    "Natural grassland and sparsely vegetated areas", "Moors, heathland and sclerophyllous vegetation",
-    "Transitional woodland, shrub", "Beaches, dunes, sands", "Inland wetlands", "Coastal wetlands",
-    "Inland waters", "Marine waters",
-)
-LC100_CODES = (0, 20, 30, 40, 50, 60, 70, 80, 90, 100, 111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125,
-               126, 200)
 FLOOD_ACTS = (1111002, 1111003, 1111004, 1111005, 1111006, 1111007, 1111008, 1111009, 1111010, 1111011,
               1111013)
 ZIP_DATE = (2025, 1, 1, 0, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writer registry: one writer per released archive (the card field ``archive_dir``)
+Writer = Callable[[Path, int, int], None]
+
+
+@dataclass(frozen=True)
+class SampleWriter:
+    """How ``cbench sample`` writes one archive: ``write(root, n_per_split, seed)`` fills
+    ``root/<archive_dir>/``; ``per_split`` is the default count; ``zip_only`` writes only the released zip
+    (the card's ``release.zip``) so that the extraction path is exercised."""
+
+    archive: str
+    write: Writer
+    per_split: int
+    zip_only: bool = False
+
+
+#: archive folder → its writer; filled by :func:`writer` (here and in any task package's loader module).
+WRITERS: dict[str, SampleWriter] = {}
+
+
+def writer(archive: str, per_split: int, zip_only: bool = False) -> Callable[[Writer], Writer]:
+    """Decorator: register the sample writer of the archive ``archive`` (a card's ``archive_dir``)."""
+
+    def add(fn: Writer) -> Writer:
+        WRITERS[archive] = SampleWriter(archive, fn, per_split, zip_only)
+        return fn
+
+    return add
+
+
+def _archives() -> dict[str, tuple[str, ...]]:
+    """Archive folder → the slugs of the cards it serves, in table order (every discovered card)."""
+    from copernicus_bench.tasks import list_cards
+
+    out: dict[str, tuple[str, ...]] = {}
+    for card in list_cards():
+        out[card.archive_dir] = (*out.get(card.archive_dir, ()), card.slug)
+    return out
+
+
+def _writers() -> dict[str, SampleWriter]:
+    """All registered writers, after the task packages' loader modules had their chance to register."""
+    from copernicus_bench.tasks import _import_loaders
+
+    _import_loaders()
+    return WRITERS
+
+
+def __getattr__(name: str):  # derived views, computed from the cards on use
+    if name == "ARCHIVES":
+        return _archives()
+    if name == "TASKS":
+        return tuple(t for ts in _archives().values() for t in ts)
+    if name == "TASK_ARCHIVE":
+        return {t: a for a, ts in _archives().items() for t in ts}
+    if name == "DEFAULT_PER_SPLIT":
+        return {a: w.per_split for a, w in _writers().items()}
+    raise AttributeError(name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -312,21 +347,25 @@ def _s2_uint16(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
 
 
-def _olci_counts(rng: np.random.Generator, sig: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """S3 OLCI raw counts (float32) whose scaled radiance follows per-class spectra."""
+def _olci_counts(rng: np.random.Generator, sig: np.ndarray, weights: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """S3 OLCI raw counts (float32) whose radiance (counts × the card's ``scale``) follows per-class spectra."""
     rad = _spectral(rng, sig, OLCI_RADIANCE, 0.18 * OLCI_RADIANCE, weights, texture=0.3, noise=0.15)
     rad = np.maximum(rad, 0.5)
-    return (rad / OLCI_SCALE[:, None, None]).astype(np.float32)
+    return (rad / scale[:, None, None]).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------
 # Per-archive writers. Each takes (root, n per split, seed) and writes <root>/<archive>/...
+@writer("cloud_s2", per_split=8)
 def _cloud_s2(root: Path, n: int, seed: int) -> None:
     size = 128
-    rng = _rng(seed, "cloud_s2")
-    base = root / "cloud_s2"
+    card = _card("cloud-s2")
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
+    mean, std = _stats(card.slug)
+    k = card.num_classes
     # clear (surface, signature 0), thick cloud (bright), thin cloud (brighter), shadow (dark)
-    sig = rng.standard_normal((4, 13)).astype(np.float32) * 0.4
+    sig = rng.standard_normal((k, card.num_bands)).astype(np.float32) * 0.4
     sig[1] += 2.5
     sig[2] += 1.2
     sig[3] -= 1.0
@@ -341,18 +380,22 @@ def _cloud_s2(root: Path, n: int, seed: int) -> None:
             name = f"ROI_{roi:05d}__{_fmt(t0)}_{_fmt(t1)}_T{_mgrs(lon, lat, rng)}"
             names.append(name)
             crs, tr = _utm(lon, lat, 10.0, size, size)
-            mask = _class_map(rng, size, size, range(4)).astype(np.uint8)
-            img = _spectral(rng, sig, S2_MEAN, S2_STD, _onehot(mask, range(4)))
+            mask = _class_map(rng, size, size, range(k)).astype(np.uint8)
+            img = _spectral(rng, sig, mean, std, _onehot(mask, range(k)))
             _write_tif(base / "s2_toa" / f"{name}.tif", _s2_uint16(img), "uint16", crs, tr)
             _write_tif(base / "cloud" / f"{name}.tif", mask, "uint8", crs, tr, compress=True)
-        _write_lines(base / f"{split}.csv", names)
+        _write_lines(_split_file(root, card.slug, split), names)
 
 
+@writer("cloud_s3", per_split=5)
 def _cloud_s3(root: Path, n: int, seed: int) -> None:
     size = 128
-    rng = _rng(seed, "cloud_s3")
-    base = root / "cloud_s3"
-    sig = rng.standard_normal((6, 21)).astype(np.float32) * 0.6
+    card = _card("cloud-s3")
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
+    scale = _olci_scale(card.slug)
+    k = card.num_classes  # on-disk codes 1..k; 0 = invalid
+    sig = rng.standard_normal((k + 1, card.num_bands)).astype(np.float32) * 0.6
     sig[2] += 1.0  # ambiguous cloud: brighter
     sig[3] += 2.2  # sure cloud: brightest
     sig[4] -= 1.2  # shadow: dark
@@ -371,8 +414,8 @@ def _cloud_s3(root: Path, n: int, seed: int) -> None:
             names.append(name)
             lon, lat = rng.uniform(-170, 170), rng.uniform(-60, 70)
             tr = _geo(lon, lat, OLCI_PIXEL_DEG)
-            multi = _class_map(rng, size, size, range(1, 6)).astype(np.uint8)
-            img = _olci_counts(rng, sig, _onehot(multi, range(6)))
+            multi = _class_map(rng, size, size, range(1, k + 1)).astype(np.uint8)
+            img = _olci_counts(rng, sig, _onehot(multi, range(k + 1)), scale)
             invalid = _nan_pocket(rng, img, p=0.7, frac=0.25)
             multi[invalid] = 0
             binary = np.where(np.isin(multi, (2, 3)), 2, 1).astype(np.uint8)
@@ -380,21 +423,23 @@ def _cloud_s3(root: Path, n: int, seed: int) -> None:
             _write_tif(base / "s3_olci" / name, img, "float32", "EPSG:4326", tr)
             _write_tif(base / "cloud_multi" / name, multi, "uint8", "EPSG:4326", tr, compress=True)
             _write_tif(base / "cloud_binary" / name, binary, "uint8", "EPSG:4326", tr, compress=True)
-        _write_lines(base / f"{split}.csv", names)
+        _write_lines(_split_file(root, card.slug, split), names)
 
 
 def _eurosat(root: Path, n: int, seed: int, sensor: str) -> None:
-    size = 64
-    archive = f"eurosat_{sensor}"
-    rng = _rng(seed, archive)
-    base = root / archive
-    nb = 2 if sensor == "s1" else 13
-    sig = rng.standard_normal((10, nb)).astype(np.float32)
-    used: set[int] = set()
+    card = _card(f"eurosat-{sensor}")
+    size = card.native_size
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
+    mean, std = _stats(card.slug)
+    sig = rng.standard_normal((card.num_classes, card.num_bands)).astype(np.float32)
+    if sensor == "s2":  # files store the bands in torchgeo's order (B8A last)
+        file_order = [card.band_names.index(b.removesuffix("_radiance")) for b in _tg(card.slug).all_bands]
+    used: set[tuple[int, int]] = set()
     for split in SPLITS:
         lines = []
-        for k in _balanced(rng, n, 10):
-            cls = EUROSAT_CLASSES[k]
+        for k in _balanced(rng, n, card.num_classes):
+            cls = card.classes[k]
             idx = int(rng.integers(1, 3001))
             while (k, idx) in used:
                 idx = int(rng.integers(1, 3001))
@@ -403,29 +448,43 @@ def _eurosat(root: Path, n: int, seed: int, sensor: str) -> None:
             crs, tr = _utm(lon, lat, 10.0, size, size)
             weights = np.ones((1, size, size), np.float32)
             if sensor == "s1":
-                img = _spectral(rng, sig[k:k + 1], S1_MEAN, S1_STD, weights).astype(np.float32)
+                img = _spectral(rng, sig[k:k + 1], mean, std, weights).astype(np.float32)
                 dtype = "float32"
             else:
-                img = _spectral(rng, sig[k:k + 1], S2_MEAN, S2_STD, weights)
-                img = _s2_uint16(img[[S2_BANDS.index(b) for b in EUROSAT_S2_ORDER]])
+                img = _s2_uint16(_spectral(rng, sig[k:k + 1], mean, std, weights)[file_order])
                 dtype = "uint16"
             _write_tif(base / "all_imgs" / cls / f"{cls}_{idx}.tif", img, dtype, crs, tr)
             lines.append(f"{cls}_{idx}.jpg")
-        _write_lines(base / f"eurosat-{split}.txt", lines)
+        _write_lines(_split_file(root, card.slug, split), lines)
 
 
+@writer("eurosat_s1", per_split=40, zip_only=True)
+def _eurosat_s1(root: Path, n: int, seed: int) -> None:
+    _eurosat(root, n, seed, "s1")
+
+
+@writer("eurosat_s2", per_split=40)
+def _eurosat_s2(root: Path, n: int, seed: int) -> None:
+    _eurosat(root, n, seed, "s2")
+
+
+@writer("bigearthnet_s1s2", per_split=20)
 def _bigearthnet(root: Path, n: int, seed: int) -> None:
-    size = 120
-    rng = _rng(seed, "bigearthnet_s1s2")
-    base = root / "bigearthnet_s1s2"
-    sig1 = rng.standard_normal((19, 2)).astype(np.float32)
-    sig2 = rng.standard_normal((19, 12)).astype(np.float32)
-    s2_idx = [S2_BANDS.index(b) for b in BEN_S2_ORDER]
+    card1, card2 = _card("bigearthnet-s1"), _card("bigearthnet-s2")
+    size = card1.native_size
+    rng = _rng(seed, card1.archive_dir)
+    base = root / card1.archive_dir
+    k = card1.num_classes
+    mean1, std1 = _stats(card1.slug)
+    s2_idx = [card2.band_names.index(b) for b in _tg(card2.slug).all_bands]  # file band order
+    mean2, std2 = (a[s2_idx] for a in _stats(card2.slug))
+    sig1 = rng.standard_normal((k, card1.num_bands)).astype(np.float32)
+    sig2 = rng.standard_normal((k, card2.num_bands)).astype(np.float32)
     for split in SPLITS:
         rows = []
-        first = _balanced(rng, n, 19)
+        first = _balanced(rng, n, k)
         for i in range(n):
-            extra = rng.choice(19, size=int(rng.integers(0, 4)), replace=False)
+            extra = rng.choice(k, size=int(rng.integers(0, 4)), replace=False)
             present = sorted({int(first[i]), *map(int, extra)})
             lon, lat = rng.uniform(-9, 28), rng.uniform(37, 68)
             crs, tr = _utm(lon, lat, 10.0, size, size)
@@ -442,14 +501,14 @@ def _bigearthnet(root: Path, n: int, seed: int) -> None:
             s1_path = f"{s1_prod}/{s1_patch}/{s1_patch}_allbands.tif"
             s2_path = f"{s2_prod}/{s2_patch}/{s2_patch}_allbands.tif"
             cmap = _class_map(rng, size, size, present)
-            w = _onehot(cmap, range(19))
-            s1 = _spectral(rng, sig1, S1_MEAN, S1_STD, w).astype(np.float32)
-            s2 = _s2_uint16(_spectral(rng, sig2, S2_MEAN[s2_idx], S2_STD[s2_idx], w))
+            w = _onehot(cmap, range(k))
+            s1 = _spectral(rng, sig1, mean1, std1, w).astype(np.float32)
+            s2 = _s2_uint16(_spectral(rng, sig2, mean2, std2, w))
             _write_tif(base / "BigEarthNet-S1-5%" / s1_path, s1, "float32", crs, tr)
             _write_tif(base / "BigEarthNet-S2-5%" / s2_path, s2, "uint16", crs, tr)
-            onehot = [1 if k in present else 0 for k in range(19)]
+            onehot = [1 if c in present else 0 for c in range(k)]
             rows.append([s1_path, s2_path, *onehot])
-        _csv(base / f"multilabel-{split}.csv", ["s1_path", "s2_path", *BEN_CLASSES], rows)
+        _csv(_split_file(root, card1.slug, split), ["s1_path", "s2_path", *card1.classes], rows)
 
 
 def _s3_location_images(rng: np.random.Generator, folder: Path, latent_hr: np.ndarray, make_image:
@@ -475,45 +534,55 @@ def _block_mean(a: np.ndarray, f: int = 3) -> np.ndarray:
     return a[:, : h - h % f, : w - w % f].reshape(k, h // f, f, w // f, f).mean((2, 4))
 
 
+@writer("lc100_s3", per_split=10)
 def _lc100(root: Path, n: int, seed: int) -> None:
-    rng = _rng(seed, "lc100_s3")
-    base = root / "lc100_s3"
-    sig = rng.standard_normal((23, 21)).astype(np.float32)
+    card = _card("lc100seg-s3")
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
+    codes_all = tuple(sorted(_tg(card.slug).class_map))  # the CGLS-LC100 codes of torchgeo's table
+    k = len(codes_all)
+    scale = _olci_scale(card.slug)
+    sig = rng.standard_normal((k, card.num_bands)).astype(np.float32)
     pid_no = 200000
     for split in SPLITS:
         rows, static = [], []
-        first = _balanced(rng, n, 23)
+        first = _balanced(rng, n, k)
         for i in range(n):
             pid_no += int(rng.integers(1, 5000))
             lon, lat = round(rng.uniform(-170, 170) * 4) / 4, round(rng.uniform(-55, 70) * 4) / 4
             pid = f"{pid_no:07d}_{lon:.2f}_{lat:.2f}"
             h, w = (int(v) for v in rng.integers(95, 98, size=2))
-            extra = rng.choice(23, size=int(rng.integers(1, 4)), replace=False)
+            extra = rng.choice(k, size=int(rng.integers(1, 4)), replace=False)
             present = sorted({int(first[i]), *map(int, extra)})
-            codes = np.asarray(LC100_CODES)
+            codes = np.asarray(codes_all)
             label = _class_map(rng, 3 * h, 3 * w, codes[present]).astype(np.uint8)
-            onehot_hr = _onehot(label, LC100_CODES)
+            onehot_hr = _onehot(label, codes_all)
 
             def make(hr: np.ndarray) -> np.ndarray:
-                return _olci_counts(rng, sig, _block_mean(hr))
+                return _olci_counts(rng, sig, _block_mean(hr), scale)
 
             files = _s3_location_images(rng, base / "s3_olci" / pid, onehot_hr, make, lon, lat, 2019,
                                         1 + int(i % 3 == 0))
             _write_tif(base / "lc100" / f"{pid}.tif", label, "uint8", "EPSG:4326",
                        _geo(lon, lat, OLCI_PIXEL_DEG / 3), compress=True)
             codes_present = set(np.unique(label).tolist())
-            rows.append([pid, *[int(c in codes_present) for c in LC100_CODES]])
+            rows.append([pid, *[int(c in codes_present) for c in codes_all]])
             static.append([pid, files[int(rng.integers(len(files)))]])
-        _csv(base / f"multilabel-{split}.csv", ["PID", *map(str, LC100_CODES)], rows)
-        _csv(base / f"static_fnames-{split}.csv", None, static)
+        _csv(_split_file(root, card.slug, split, 0), ["PID", *map(str, codes_all)], rows)
+        _csv(_split_file(root, card.slug, split, 1), None, static)
 
 
+@writer("dfc2020_s1s2", per_split=6)
 def _dfc2020(root: Path, n: int, seed: int) -> None:
     size = 128
-    rng = _rng(seed, "dfc2020_s1s2")
-    base = root / "dfc2020_s1s2"
-    sig1 = rng.standard_normal((11, 2)).astype(np.float32)
-    sig2 = rng.standard_normal((11, 13)).astype(np.float32)
+    card1, card2 = _card("dfc2020-s1"), _card("dfc2020-s2")
+    rng = _rng(seed, card1.archive_dir)
+    base = root / card1.archive_dir
+    mean1, std1 = _stats(card1.slug)
+    mean2, std2 = _stats(card2.slug)
+    codes = 11  # on-disk DFC2020 codes 0..10 (0 background; 3 savanna and 8 snow are ignored)
+    sig1 = rng.standard_normal((codes, card1.num_bands)).astype(np.float32)
+    sig2 = rng.standard_normal((codes, card2.num_bands)).astype(np.float32)
     main = (1, 2, 4, 5, 6, 7, 9, 10)
     used: set[str] = set()
     for split in SPLITS:
@@ -526,9 +595,9 @@ def _dfc2020(root: Path, n: int, seed: int) -> None:
             label = _class_map(rng, size, size, sorted(set(map(int, present)))).astype(np.int32)
             if i % 3 == 0:
                 label[rng.random((size, size)) < 0.01] = 0  # background: ignored
-            w = _onehot(label, range(11))
-            s1 = _spectral(rng, sig1, S1_MEAN, S1_STD, w).astype(np.float64)
-            s2 = _s2_uint16(_spectral(rng, sig2, S2_MEAN, S2_STD, w))
+            w = _onehot(label, range(codes))
+            s1 = _spectral(rng, sig1, mean1, std1, w).astype(np.float64)
+            s2 = _s2_uint16(_spectral(rng, sig2, mean2, std2, w))
             name = ""
             while not name or name in used:
                 kind = ("validation", "test")[int(rng.integers(2))]
@@ -538,15 +607,17 @@ def _dfc2020(root: Path, n: int, seed: int) -> None:
             _write_tif(base / "s1" / name.replace("dfc", "s1"), s1, "float64", "EPSG:4326")
             _write_tif(base / "s2" / name.replace("dfc", "s2"), s2, "uint16", "EPSG:4326")
             _write_tif(base / "dfc" / name, label, "int32", "EPSG:4326", compress=True)
-        _write_lines(base / f"dfc-{split}-new.csv", names)
+        _write_lines(_split_file(root, card1.slug, split), names)
 
 
+@writer("flood_s1", per_split=6)
 def _flood(root: Path, n: int, seed: int) -> None:
     from rasterio.transform import Affine
 
     size = 128
-    rng = _rng(seed, "flood_s1")
-    base = root / "flood_s1"
+    card = _card("flood-s1")
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
     to_merc = _to_crs(3857)
     # Linear backscatter: land ~ (0.10, 0.025); water dark (0.01, 0.003).
     land = np.array([0.10, 0.026], np.float32)
@@ -600,38 +671,45 @@ def _flood(root: Path, n: int, seed: int) -> None:
             grid[key] = {"path": path, "clz": int(rng.integers(1, 4)),
                          "info": {"actid": act, "aoiid": aoi, "datasets": datasets}}
         (base).mkdir(parents=True, exist_ok=True)
-        (base / f"grid_dict_{split}.json").write_text(json.dumps(grid, indent=1, sort_keys=True))
+        _split_file(root, card.slug, split).write_text(json.dumps(grid, indent=1, sort_keys=True))
 
 
+@writer("lcz_s2", per_split=68)
 def _lcz(root: Path, n: int, seed: int) -> None:
     import h5py
 
-    size = 32
-    rng = _rng(seed, "lcz_s2")
-    base = root / "lcz_s2"
+    card = _card("lcz-s2")
+    size = card.native_size
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
     base.mkdir(parents=True, exist_ok=True)
-    sig2 = rng.standard_normal((17, 10)).astype(np.float32)
-    sig1 = rng.standard_normal((17, 8)).astype(np.float32)
+    k, nb = card.num_classes, card.num_bands
+    mean, std = _stats(card.slug)
+    sig2 = rng.standard_normal((k, nb)).astype(np.float32)
+    sig1 = rng.standard_normal((k, 8)).astype(np.float32)  # the release's 8 Sentinel-1 channels (unused)
     for split in SPLITS:
-        labels = _balanced(rng, n, 17)
-        sen2 = np.empty((n, size, size, 10), np.float32)
+        labels = _balanced(rng, n, k)
+        sen2 = np.empty((n, size, size, nb), np.float32)
         sen1 = np.empty((n, size, size, 8), np.float32)
         ones = np.ones((1, size, size), np.float32)
-        for i, k in enumerate(labels):
-            s2 = _spectral(rng, sig2[k:k + 1], LCZ_MEAN, LCZ_STD, ones)
+        for i, c in enumerate(labels):
+            s2 = _spectral(rng, sig2[c:c + 1], mean, std, ones)
             sen2[i] = np.clip(s2, 0, 2.8).transpose(1, 2, 0)
-            s1 = _spectral(rng, sig1[k:k + 1], np.zeros(8, np.float32), np.full(8, 0.05, np.float32), ones)
+            s1 = _spectral(rng, sig1[c:c + 1], np.zeros(8, np.float32), np.full(8, 0.05, np.float32), ones)
             sen1[i] = s1.transpose(1, 2, 0)
-        label = np.eye(17, dtype="|u1")[labels]
-        with h5py.File(base / f"lcz_{split}.h5", "w", track_order=False) as f:
+        label = np.eye(k, dtype="|u1")[labels]
+        with h5py.File(_split_file(root, card.slug, split), "w", track_order=False) as f:
             for name, data in (("label", label), ("sen1", sen1), ("sen2", sen2)):
                 f.create_dataset(name, data=data, compression="gzip", compression_opts=1, track_times=False)
 
 
+@writer("biomass_s3", per_split=6)
 def _biomass(root: Path, n: int, seed: int) -> None:
-    rng = _rng(seed, "biomass_s3")
-    base = root / "biomass_s3"
-    sig = rng.standard_normal((1, 21)).astype(np.float32)
+    card = _card("biomass-s3")
+    rng = _rng(seed, card.archive_dir)
+    base = root / card.archive_dir
+    scale = _olci_scale(card.slug)
+    sig = rng.standard_normal((1, card.num_bands)).astype(np.float32)
     sig[0, 12:] = np.abs(sig[0, 12:]) + 1.0  # NIR rises with biomass
     sig[0, :8] = -np.abs(sig[0, :8]) - 0.5  # visible darkens
     target_px = 0.00088888888888
@@ -649,26 +727,31 @@ def _biomass(root: Path, n: int, seed: int) -> None:
             agb = np.clip(np.rint(agb), 0, 600).astype(np.uint16)
 
             def make(hr: np.ndarray) -> np.ndarray:
-                return _olci_counts(rng, sig, _block_mean(hr))
+                return _olci_counts(rng, sig, _block_mean(hr), scale)
 
             files = _s3_location_images(rng, base / "s3_olci" / pid, latent, make, lon, lat, 2020,
                                         1 + int(i % 3 == 0))
             _write_tif(base / "biomass" / f"{pid}.tif", agb, "uint16", "EPSG:4326", _geo(lon, lat, target_px))
             static.append([pid, files[int(rng.integers(len(files)))]])
-        _csv(base / f"static_fnames-{split}.csv", None, static)
+        _csv(_split_file(root, card.slug, split), None, static)
 
 
+@writer("airquality_s5p", per_split=12)
 def _airquality(root: Path, n: int, seed: int) -> None:
     from rasterio.transform import Affine
 
-    size = 56
-    rng = _rng(seed, "airquality_s5p")
-    base = root / "airquality_s5p"
+    cards = {"no2": _card("aq-no2-s5p"), "o3": _card("aq-o3-s5p")}
+    size = cards["no2"].native_size
+    rng = _rng(seed, cards["no2"].archive_dir)
+    base = root / cards["no2"].archive_dir
     quarters = ("2021-01-01_2021-04-01", "2021-04-01_2021-07-01", "2021-07-01_2021-10-01",
                 "2021-10-01_2021-12-31")
-    # image column mean/std (mol/m²), label mean/std (reference target stats), seasonal amplitude
-    spec = {"no2": (4.0e-5, 2.5e-5, 5.3167, 3.9948, 0.3), "o3": (0.14, 0.008, 4654.2632, 2589.4207, 0.06)}
-    for var, (im_mu, im_sd, lb_mu, lb_sd, amp) in spec.items():
+    # image column mean/std (mol/m²) and seasonal amplitude; the label follows the card's target stats
+    spec = {"no2": (4.0e-5, 2.5e-5, 0.3), "o3": (0.14, 0.008, 0.06)}
+    for var, (im_mu, im_sd, amp) in spec.items():
+        stats = cards[var].target_stats
+        assert stats is not None
+        lb_mu, lb_sd = stats.mean, stats.std
         used: set[str] = set()
         for split in SPLITS:
             pids = []
@@ -704,22 +787,7 @@ def _airquality(root: Path, n: int, seed: int) -> None:
                     season = 1 + amp * np.cos(2 * np.pi * (q + 0.5) / 4)
                     _write_tif(base / var / "s5p_seasonal" / pid / f"{name}.tif", image(season), "float32",
                                "EPSG:3035", tr)
-            _write_lines(base / var / f"{split}.csv", pids)
-
-
-WRITERS: dict[str, Callable[[Path, int, int], None]] = {
-    "cloud_s2": _cloud_s2,
-    "cloud_s3": _cloud_s3,
-    "eurosat_s1": lambda r, n, s: _eurosat(r, n, s, "s1"),
-    "eurosat_s2": lambda r, n, s: _eurosat(r, n, s, "s2"),
-    "bigearthnet_s1s2": _bigearthnet,
-    "lc100_s3": _lc100,
-    "dfc2020_s1s2": _dfc2020,
-    "flood_s1": _flood,
-    "lcz_s2": _lcz,
-    "biomass_s3": _biomass,
-    "airquality_s5p": _airquality,
-}
+            _write_lines(_split_file(root, cards[var].slug, split), pids)
 
 
 def _zip_folder(root: Path, folder: str, zip_name: str) -> None:
@@ -754,49 +822,60 @@ def _check_per_split(per_split: object) -> int | None:
 
 
 def resolve_tasks(tasks: str | Sequence[str] | None) -> list[str]:
-    """Task slugs from a list or a comma-separated string; ``None``/``all`` → all 15."""
-    if tasks is None:
-        return list(TASKS)
-    items = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
+    """Task slugs from a list or a comma-separated string; ``None``/``all`` → every task with a writer."""
+    archives, writers = _archives(), _writers()
+    known = [t for a, ts in archives.items() for t in ts]
+    items = [] if tasks is None else [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)
+                                      if t.strip()]
     if not items or "all" in items:
-        return list(TASKS)
+        return [t for a, ts in archives.items() if a in writers for t in ts]
     from copernicus_bench.registry import closest
 
+    task_archive = {t: a for a, ts in archives.items() for t in ts}
     for t in items:
-        if t not in TASK_ARCHIVE:
-            raise CbenchError(f"--task: unknown task '{t}'{closest(t, list(TASKS))} ; "
-                              f"choose from {', '.join(TASKS)} or 'all'")
+        if t not in task_archive:
+            raise CbenchError(f"--task: unknown task '{t}'{closest(t, known)} ; "
+                              f"choose from {', '.join(known)} or 'all'")
+        if task_archive[t] not in writers:
+            raise CbenchError(f"--task: task '{t}' has no sample writer for its archive "
+                              f"'{task_archive[t]}' ; register one with copernicus_bench.tasks.sample.writer "
+                              f"in its loader module")
     return items
 
 
 def archives_for(tasks: Sequence[str]) -> list[str]:
-    """Released archives (in ``ARCHIVES`` order) that hold the given task slugs."""
-    wanted = {TASK_ARCHIVE[t] for t in tasks}
-    return [a for a in ARCHIVES if a in wanted]
+    """Released archives (in table order of their first task) that hold the given task slugs."""
+    archives = _archives()
+    wanted = {a for a, ts in archives.items() for t in ts if t in tasks}
+    return [a for a in archives if a in wanted]
 
 
 def generate_sample(out_dir: str | os.PathLike[str], tasks: list[str] | None = None,
                     per_split: int | None = None, seed: int = 0) -> Path:
-    """Writes a data root with small datasets for ``tasks`` (default all 15) in the released layout.
+    """Writes a data root with small datasets for ``tasks`` (default: all) in the released layout.
 
     Tasks sharing an archive are written together. ``per_split`` samples per split for every archive
-    (default ``DEFAULT_PER_SPLIT``). Same ``seed`` → byte-identical files. Returns the data root.
+    (default: each writer's ``per_split``). Same ``seed`` → byte-identical files. Returns the data root.
     """
     n_override = _check_per_split(per_split)
     slugs = resolve_tasks(tasks)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    archives, writers = _archives(), _writers()
     for archive in archives_for(slugs):
-        n = n_override or DEFAULT_PER_SPLIT[archive]
-        if archive in ZIP_ONLY:
+        w = writers[archive]
+        n = n_override or w.per_split
+        if w.zip_only:
+            release = _card(archives[archive][0]).release
+            assert release is not None, f"task card {archives[archive][0]}: a zip-only writer needs 'release'"
             with tempfile.TemporaryDirectory(dir=root, prefix=f".{archive}.") as tmp:
-                WRITERS[archive](Path(tmp), n, seed)
-                _zip_folder(Path(tmp), archive, ZIP_ONLY[archive])
-                os.replace(Path(tmp) / ZIP_ONLY[archive], root / ZIP_ONLY[archive])
+                w.write(Path(tmp), n, seed)
+                _zip_folder(Path(tmp), archive, release.zip)
+                os.replace(Path(tmp) / release.zip, root / release.zip)
             if (root / archive).is_dir():  # a stale extraction would shadow the new zip
                 shutil.rmtree(root / archive)
         else:
-            WRITERS[archive](root, n, seed)
+            w.write(root, n, seed)
     return root
 
 
