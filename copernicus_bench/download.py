@@ -1,9 +1,9 @@
 """``cbench download``: fetch the released Copernicus-Bench files into the data-root layout.
 
 Source: the HF dataset ``wangyi111/Copernicus-Bench`` at the revision torchgeo 0.8.1 pins, through the
-``url``/``md5`` attributes of torchgeo's ``CopernicusBench*`` classes (the facts live there once). Each file
+``url``/``md5`` (torchgeo 0.10: ``sha256``) attributes of torchgeo's ``CopernicusBench*`` classes (the facts live there once). Each file
 is fetched into ``<name>.part`` (resumed with an HTTP Range request when a ``.part`` is already there),
-md5-verified, renamed into place only when complete, then extracted atomically
+checksum-verified, renamed into place only when complete, then extracted atomically
 (:func:`copernicus_bench.tasks.base.extract_zip`). LCZ ships three h5 files, placed in ``<root>/lcz_s2/``.
 Offline, one sentence says which file to place where by hand; nothing half-written is left under a final
 name.
@@ -32,9 +32,14 @@ class ReleasedFile:
     """One released file: where it comes from and where it goes under the data root."""
 
     url: str
-    md5: str
+    checksum: str  # hex digest of the released file under ``algorithm``
     relpath: str  # destination relative to the data root (e.g. ``cloud_s2.zip``, ``lcz_s2/lcz_train.h5``)
     extract_to: str | None  # folder the zip unpacks to (``None``: not an archive)
+    algorithm: str = "md5"  # torchgeo 0.8/0.9 pin md5, 0.10 sha256
+
+    @property
+    def md5(self) -> str | None:
+        return self.checksum if self.algorithm == "md5" else None
 
     @property
     def name(self) -> str:
@@ -46,18 +51,29 @@ def released_files(card: TaskCard) -> list[ReleasedFile]:
     from .tasks import _loader_class
 
     tg = _loader_class(card).tg_class
-    if hasattr(tg, "md5s"):  # LCZ: three h5 files, no zip
-        return [ReleasedFile(tg.url.format(s), tg.md5s[s], f"{card.archive_dir}/{tg.filename.format(s)}", None)
-                for s in SPLITS]
-    return [ReleasedFile(tg.url, tg.md5, tg.zipfile, card.archive_dir)]
+    algorithm, sums = torchgeo_checksums(tg)
+    if isinstance(sums, dict):  # LCZ: three h5 files, no zip
+        return [ReleasedFile(tg.url.format(s), sums[s], f"{card.archive_dir}/{tg.filename.format(s)}", None,
+                             algorithm) for s in SPLITS]
+    return [ReleasedFile(tg.url, sums, tg.zipfile, card.archive_dir, algorithm)]
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
+def torchgeo_checksums(tg: Any) -> tuple[str, str | dict[str, str]]:
+    """(algorithm, checksum or split → checksum) of a torchgeo ``CopernicusBench*`` class: torchgeo 0.8 and
+    0.9 name them ``md5``/``md5s``, 0.10 ``sha256``/``sha256s``; whichever the installed torchgeo has."""
+    for algorithm in ("sha256", "md5"):
+        for attr in (f"{algorithm}s", algorithm):  # per-split files first (LCZ)
+            value = getattr(tg, attr, None)
+            if value:
+                return algorithm, value
+    raise CbenchError(f"torchgeo {getattr(tg, '__name__', tg)}: has neither md5 nor sha256 checksums; "
+                      f"install torchgeo >=0.8.1,<0.11")
+
+
+def file_checksum(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file (``hashlib.file_digest``: chunked reads in C)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 MAX_EXPANSION = 50  # released archives hold GeoTIFF/h5 data that deflate compresses a few times, never 50×
@@ -121,16 +137,17 @@ def offline_message(files: list[ReleasedFile], root: Path, exc: Exception) -> st
 
 
 def fetch(file: ReleasedFile, root: Path, session: Any = None, log=None) -> Path:
-    """Download one released file to ``root/relpath`` (resumable, md5-verified, atomic). Returns its path."""
+    """Download one released file to ``root/relpath`` (resumable, checksum-verified, atomic). Returns its path."""
     import requests
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     dest = root / file.relpath
     if dest.is_file():
-        if md5sum(dest) == file.md5:
+        have_sum = file_checksum(dest, file.algorithm)
+        if have_sum == file.checksum:
             return dest
-        raise CbenchError(f"{dest}: md5 {md5sum(dest)} does not match the release ({file.md5}); delete it "
-                          f"and re-run 'cbench download'")
+        raise CbenchError(f"{dest}: {file.algorithm} {have_sum} does not match the release ({file.checksum}); "
+                          f"delete it and re-run 'cbench download'")
     part = dest.with_name(dest.name + ".part")
     session = session or requests.Session()
     have = part.stat().st_size if part.exists() else 0
@@ -155,11 +172,11 @@ def fetch(file: ReleasedFile, root: Path, session: Any = None, log=None) -> Path
                             out.write(block)
     except requests.exceptions.RequestException as exc:
         raise HubUnreachableError(offline_message([file], root, exc)) from exc
-    got = md5sum(part)
-    if got != file.md5:
+    got = file_checksum(part, file.algorithm)
+    if got != file.checksum:
         part.unlink()
-        raise CbenchError(f"{dest}: downloaded file has md5 {got}, expected {file.md5}; the partial file was "
-                          f"removed, re-run 'cbench download' to fetch it again")
+        raise CbenchError(f"{dest}: downloaded file has {file.algorithm} {got}, expected {file.checksum}; the "
+                          f"partial file was removed, re-run 'cbench download' to fetch it again")
     os.replace(part, dest)
     return dest
 
