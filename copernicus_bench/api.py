@@ -354,3 +354,61 @@ def create_encoder(name: str, weights: str | Path | None = None, *, bands: str |
     """
     card = embedding_card(bands, sensor=sensor, size=size, mean=mean, std=std, normalize=normalize)
     return encoder_for_card(name, card, weights, weights_dir=weights_dir, seed=seed, device=device, **options)
+
+
+# ----------------------------------------------------------------------------------------- trained heads
+HEAD_FORMAT = "cbench-head/1"
+
+
+def save_head(path: str | Path, head: nn.Module, *, card: TaskCard, model: str, model_args: dict[str, Any],
+              weights: WeightsInfo, seed: int, tier: str, head_kind: str, embed_dim: int,
+              metric: dict[str, Any] | None = None) -> Path:
+    """Store a trained probe with everything ``cbench predict`` needs to rebuild its encoder (atomic)."""
+    import json
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": HEAD_FORMAT, "state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()},
+        "card": json.dumps(card.to_dict(), default=list), "model": model,
+        "model_args": json.dumps(model_args, default=str), "weights": dataclasses.asdict(weights),
+        "seed": int(seed), "tier": tier, "head_kind": head_kind, "embed_dim": int(embed_dim),
+        "metric": json.dumps(metric or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(record, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_head(path: str | Path) -> dict[str, Any]:
+    """A head file written by :func:`save_head` (``weights_only=True``): the record with ``card`` (TaskCard),
+    ``model_args`` (dict) and ``head`` (the probe module with its trained weights, eval mode)."""
+    import json
+
+    from .cards import card_from_dict
+    from .probing import build_head
+
+    path = Path(path)
+    if not path.is_file():
+        raise CbenchError(f"--head {path}: no such file; train one with 'cbench run --task-card CARD --save-head "
+                          f"{path.name}'")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CbenchError(f"--head {path}: not a head file ({type(exc).__name__}); give a file written by "
+                          "--save-head") from None
+    if not isinstance(record, dict) or record.get("format") != HEAD_FORMAT:
+        raise CbenchError(f"--head {path}: not a {HEAD_FORMAT} file; give a file written by --save-head")
+    card = card_from_dict(json.loads(record["card"]), str(path))
+    head = build_head(card, int(record["embed_dim"]), record["head_kind"])
+    head.load_state_dict(record["state_dict"])
+    return {**record, "card": card, "model_args": json.loads(record["model_args"]), "head": head.eval(),
+            "metric": json.loads(record["metric"])}
