@@ -34,7 +34,7 @@ import hashlib
 import math
 import statistics
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -533,10 +533,13 @@ def breakdowns(ranked: list[Column], rows: list[Row]) -> list[Breakdown]:
     for facet, key_of in FACETS:
         for key in dict.fromkeys(key_of(r.card) for r in rows):
             facet_rows = [r for r in rows if key_of(r.card) == key]
-            applicable = [r for r in facet_rows if any(r.cells[c.id].status != "not-applicable" for c in ranked)]
+            # compared: the ranked columns that apply to some task of the facet (SoftCon is not an S3 model)
+            cols = [c for c in ranked if any(r.cells[c.id].status != "not-applicable" for r in facet_rows)]
+            applicable = [r for r in facet_rows if any(r.cells[c.id].status != "not-applicable" for c in cols)]
             if not applicable:
                 continue
-            s = _summarise(ranked[0].group, ranked, facet_rows)
+            common = [r for r in facet_rows if all(r.cells[c.id].mean is not None for c in cols)]
+            s = _summarise(ranked[0].group, cols, common)
             missing = [r.card.slug for r in applicable if r.card.slug not in s.tasks]
             out.append(Breakdown(facet=facet, key=key, tasks=s.tasks, missing=missing, mean_rank=s.mean_rank,
                                  norm_score=s.norm_score))
@@ -877,13 +880,20 @@ def plot_scores(lb: Leaderboard, path: str | Path) -> Path:
     return path
 
 
-def write_leaderboard(lb: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
-    """``README.md``, ``leaderboard.csv``, ``leaderboard.json`` and ``scores.png`` in ``out_dir``."""
+#: further writers ``fn(lb, out_dir) -> {name: path}`` called by :func:`write_leaderboard` after the
+#: tables (e.g. the paper figures of issue 16: append the function here, one line).
+EXTRA_WRITERS: list[Callable[[Leaderboard, Path], dict[str, Path]]] = []
+
+
+def write_leaderboard(lb: Leaderboard, out_dir: str | Path, html: bool = False) -> dict[str, Path]:
+    """``README.md``, ``leaderboard.csv``, ``leaderboard.json``, ``leaderboard.eee.json``, ``costs.csv`` and
+    ``scores.png`` in ``out_dir``; with ``html`` also the self-contained ``index.html``."""
+    from .export import export_records
     from .results import atomic_write_json, ensure_writable
 
     out = ensure_writable(out_dir)
     paths = {"markdown": out / "README.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json",
-             "chart": out / "scores.png"}
+             "chart": out / "scores.png", "export": out / "leaderboard.eee.json", "costs": out / "costs.csv"}
     _atomic_text(paths["markdown"], render_markdown(lb))
     rows = csv_rows(lb)
     tmp = paths["csv"].with_suffix(".csv.tmp")
@@ -894,8 +904,35 @@ def write_leaderboard(lb: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
         writer.writerows(rows)
     tmp.replace(paths["csv"])
     atomic_write_json(paths["json"], to_json(lb))
+    atomic_write_json(paths["export"], export_records(lb, lb.created))
+    _write_csv(paths["costs"], cost_rows(lb))
     plot_scores(lb, paths["chart"])
+    from .figures import plot_task_scores  # per-task raw scores, one panel per level: tasks.png/.pdf/.svg
+
+    paths.update({f"figure_{f.suffix[1:]}": f for f in plot_task_scores(lb, out)})
+    if html:
+        from .html import write_html
+
+        paths["html"] = write_html(lb, out / "index.html", paths["chart"])
+    for writer in EXTRA_WRITERS:
+        paths.update(writer(lb, out))
     return paths
+
+
+def cost_rows(lb: Leaderboard) -> list[dict[str, Any]]:
+    """One row per measured (task, column) cell with cost figures (seed means)."""
+    return [{"task": r.card.slug, "column": c.label, "model": c.model, **r.cells[c.id].cost}
+            for r in lb.rows for c in lb.columns if c.kind == "measured" and r.cells[c.id].cost]
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        fieldnames = list(dict.fromkeys(k for r in rows for k in r)) or ["task", "column"]
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -904,12 +941,61 @@ def _atomic_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def leaderboard_from_dir(results_dir: str | Path, cards: Iterable[TaskCard] | None = None, **kwargs: Any) -> Leaderboard:
-    """Load every result under ``results_dir`` and build the leaderboard over ``cards`` (default: all)."""
+def leaderboard_from_dir(results_dir: str | Path, cards: Iterable[TaskCard] | None = None,
+                         reported: bool = False, reported_files: Sequence[str | Path] = (),
+                         overlap: Sequence[str] | None = None, **kwargs: Any) -> Leaderboard:
+    """Load every result under ``results_dir`` and build the leaderboard over ``cards`` (default: all).
+
+    ``reported`` adds the paper's columns and the built-in reported file, plus ``reported_files``;
+    ``overlap`` keeps only models whose card's pretraining-overlap flag is in it.
+    """
     from .results import load_results
 
+    own_tasks = cards is None
     if cards is None:
         from .tasks import list_cards
 
         cards = list_cards()
-    return build_leaderboard(load_results(results_dir), list(cards), **kwargs)
+    cards = list(cards)
+    results = load_results(results_dir)
+    if own_tasks:  # users' own tasks (cbench run --task-card) carry their card in the result
+        from .tasks.custom import cards_from_results
+
+        cards += cards_from_results(results, cards)
+    model_cards = {m: model_card_of(m, [r for r in results if r["model"] == m])
+                   for m in dict.fromkeys(str(r["model"]) for r in results)}
+    if overlap is not None:
+        from .model_card import OVERLAP_VALUES
+
+        bad = [o for o in overlap if o not in OVERLAP_VALUES]
+        if bad:
+            raise CbenchError(f"--overlap {','.join(bad)}: unknown; use some of {', '.join(OVERLAP_VALUES)}")
+        results = [r for r in results if model_cards[str(r["model"])].get("overlap", "unknown") in overlap]
+    rep_cols = []
+    if reported or reported_files:
+        from .reported import reported_columns
+
+        rep_cols = reported_columns(cards, reported_files) if reported else []
+        if not reported:
+            from .reported import load_reported
+
+            for f in reported_files:
+                rep_cols += load_reported(f, [c.slug for c in cards])
+    lb = build_leaderboard(results, cards, reported=rep_cols, **kwargs)
+    lb.model_cards = {m: c for m, c in model_cards.items() if m in {col.model for col in lb.columns}}
+    return lb
+
+
+def model_card_of(model: str, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The model card a result recorded, else the installed adapter's, else an 'undeclared' card."""
+    for r in results:
+        if isinstance(r.get("model_card"), dict):
+            return r["model_card"]
+    from .model_card import undeclared
+
+    try:
+        from .models_registry import create_model
+
+        return create_model(model, seed=0).model_card().to_dict()
+    except Exception:  # noqa: BLE001 - a missing or broken plug-in must not stop the table
+        return undeclared(model).to_dict()
