@@ -5,8 +5,9 @@ As the reference wrapper (shared/copernicus-bench.md §6), on torchgeo's :class:
 * same normalised images and sizes as Copernicus-FM (the card's pipeline) — a **fixed 16-px patch** at every
   task's card resolution (e.g. 3×3 tokens for AQ's 56 px, 6×6 for LC100Cls' 96 px), no FlexiViT;
 * the model is built with ``img_size`` = the pipeline resolution and the checkpoint's 14×14 position
-  embedding is resized to the run's grid when loading (bicubic, ``align_corners=False``, no antialias, as
-  MAE's ``interpolate_pos_embed``); torchgeo's model at 224 fails on a 96×96 input otherwise;
+  embedding is resized to the run's grid when loading (bicubic, **``align_corners=True``**, no antialias,
+  as the reference's ``interpolate_pos_embed_dofa`` in ``src/util/pos_embed.py`` — MAE's own
+  ``interpolate_pos_embed`` uses ``False``); torchgeo's model at 224 fails on a 96×96 input otherwise;
 * wavelengths per model channel in DOFA's unit, µm (card nm / 1000); Sentinel-1 bands at DOFA's SAR
   convention 3.75 µm; S5P (``input_mode: variable``) at 0, as the reference passes ``[0]`` — DOFA's
   wavelength embedding is a sin-cos of λ·1000, so 0 gives the finite vector (sin 0, cos 0) = (0…, 1…) and
@@ -92,7 +93,8 @@ def mae_sincos_pos_embed(embed_dim: int, grid: int) -> Tensor:
 
 
 def resize_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
-    """(1, 1+g0², D) → (1, 1+grid², D): cls kept, patch grid resized bicubic (MAE's interpolate_pos_embed)."""
+    """(1, 1+g0², D) → (1, 1+grid², D): cls kept, patch grid resized bicubic with ``align_corners=True``
+    (the reference's ``interpolate_pos_embed_dofa``)."""
     n = pos_embed.shape[1] - 1
     g0 = int(round(n ** 0.5))
     if g0 * g0 != n:
@@ -101,7 +103,7 @@ def resize_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
         return pos_embed
     cls, tok = pos_embed[:, :1], pos_embed[:, 1:]
     tok = tok.reshape(1, g0, g0, -1).permute(0, 3, 1, 2).float()
-    tok = F.interpolate(tok, size=(grid, grid), mode="bicubic", align_corners=False)
+    tok = F.interpolate(tok, size=(grid, grid), mode="bicubic", align_corners=True)
     tok = tok.permute(0, 2, 3, 1).reshape(1, grid * grid, -1).to(pos_embed.dtype)
     return torch.cat([cls, tok], dim=1)
 

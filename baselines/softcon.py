@@ -20,20 +20,25 @@ As the reference (shared/copernicus-bench.md §6; conventions "Facts resolved"),
   patch tokens after blocks 4, 6, 10, 11 (DINOv2 ``get_intermediate_layers(norm=True)``).
 
 Weights: ``B13_vitb14_softcon_enc.pth`` (S2) and ``B2_vitb14_softcon_enc.pth`` (S1), the authors'
-encoder-only files in timm key format (torchgeo's ``ViTBase14_DINOv2_Weights``); their 224-px 16×16
-position embedding is resized to the run's grid (timm's ``resample_abs_pos_embed``, bicubic without
-antialias as DINOv2's ``interpolate_pos_encoding``). The final ``norm`` is required (the normed tokens need
-it). The authors' DINOv2-hub files ``B13_vitb14_softcon.pth``/``B2_vitb14_softcon.pth`` are refused with a
-message naming the ``_enc`` files.
+encoder-only files in timm key format (torchgeo's ``ViTBase14_DINOv2_Weights``); also the authors'
+``B13_vitb14_softcon.pth`` / ``B2_vitb14_softcon.pth``, which the reference loads strictly into
+``DinoVisionTransformer(block_chunks=0)``: their flat DINOv2 keys are timm's (plus the ignored
+``mask_token``); any other layout (chunked ``blocks.0.0.``, a teacher/student dict) fails naming the file and
+the key. The 224-px 16×16 position embedding is resized to the run's grid exactly as DINOv2's
+``interpolate_pos_encoding`` does at forward time in the reference: bicubic with ``scale_factor =
+(g + 0.1) / 16`` (the ``interpolate_offset``), no antialias, in float32 (:func:`dinov2_pos_embed`). The
+final ``norm`` is required (the normed tokens need it).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import timm
-from timm.layers import resample_abs_pos_embed
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from copernicus_bench.encoder import (
@@ -45,7 +50,7 @@ from copernicus_bench.encoder import (
     tokens_to_map,
 )
 from copernicus_bench.errors import CbenchError
-from copernicus_bench.weights import WeightsSpec, find_weights
+from copernicus_bench.weights import WeightsSpec
 
 from .common import (
     S1_2,
@@ -70,24 +75,49 @@ PRETRAINING_ONLY = ("mask_token",)
 _BASE = "https://huggingface.co/wangyi111/softcon/resolve/bae909781911f8ec034b4b959992fae17b973c0c/"
 WEIGHTS = {
     # sizes: fp32 parameters of timm's vit_base_patch14_dinov2 with 13 / 2 input channels at 224 px
-    "s2": WeightsSpec("SoftCon ViT-B/14 (Sentinel-2)", ("B13_vitb14_softcon_enc.pth",), _BASE + "B13_vitb14_softcon_enc.pth",
-                      size="≈350 MB"),
-    "s1": WeightsSpec("SoftCon ViT-B/14 (Sentinel-1)", ("B2_vitb14_softcon_enc.pth",), _BASE + "B2_vitb14_softcon_enc.pth",
-                      size="≈340 MB"),
+    "s2": WeightsSpec("SoftCon ViT-B/14 (Sentinel-2)", ("B13_vitb14_softcon_enc.pth", "B13_vitb14_softcon.pth"),
+                      _BASE + "B13_vitb14_softcon_enc.pth", size="≈350 MB"),
+    "s1": WeightsSpec("SoftCon ViT-B/14 (Sentinel-1)", ("B2_vitb14_softcon_enc.pth", "B2_vitb14_softcon.pth"),
+                      _BASE + "B2_vitb14_softcon_enc.pth", size="≈340 MB"),
 }
-#: The authors' DINOv2-hub checkpoints (not timm format): refused.
+#: The authors' file names the reference loads (flat DINOv2 keys, accepted as the second name above).
 HUB_FILES = {"s2": "B13_vitb14_softcon.pth", "s1": "B2_vitb14_softcon.pth"}
+#: DINOv2's ``interpolate_offset`` (``vision_transformer.py``): added to the target grid before the scale.
+INTERPOLATE_OFFSET = 0.1
 
 #: The reference's SoftCon BigEarthNet-S2 stats (12 bands, no B10; shared/copernicus-bench.md §6).
 BEN_S2_STATS: dict[str, tuple[float, float]] = dict(zip(
     ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
-    zip((752.4, 884.3, 1144.2, 1297.5, 1624.9, 2194.6, 2422.2, 2517.8, 2581.6, 2645.5, 2368.5, 1805.1),
-        (1108.0, 1155.2, 1183.6, 1368.1, 1370.3, 1355.6, 1416.5, 1474.8, 1439.3, 1582.3, 1455.5, 1343.5)),
+    # full precision, as the reference's configs/dataset/softcon/cobench_bigearthnet_s2.yaml
+    zip((752.40087073, 884.29673756, 1144.16202635, 1297.47289228, 1624.90992062, 2194.6423161, 2422.21248945,
+         2517.76053101, 2581.64687018, 2645.51888987, 2368.51236873, 1805.06846033),
+        (1108.02887453, 1155.15170768, 1183.6292542, 1368.11351514, 1370.265037, 1355.55390699, 1416.51487101,
+         1474.78900051, 1439.3086061, 1582.28010962, 1455.52084939, 1343.48379601)),
 ))
 #: The paper's SoftCon resolutions where they differ from "the card's, floored to a multiple of 14".
 RESOLUTION = {"cloud-s2": 504, "dfc2020-s1": 224, "dfc2020-s2": 224}
 #: The reference's LCZ placement: card bands (B02..B08, B8A, B11, B12) → model slots.
 LCZ_REFERENCE_SLOTS: tuple[int | None, ...] = (None, 0, 1, 2, 3, 4, 5, None, None, 6, 7, 8, 9)
+
+
+def dinov2_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
+    """(1, 1+N, D) → (1, 1+grid², D) as DINOv2's ``interpolate_pos_encoding`` for a square input whose
+    patch grid is ``grid``: unchanged when the grid already matches, else bicubic with ``scale_factor =
+    (grid + 0.1) / sqrt(N)`` (not ``size=``), no antialias, in float32."""
+    n = pos_embed.shape[1] - 1
+    side = math.sqrt(n)
+    if n == grid * grid:
+        return pos_embed
+    if int(side) ** 2 != n:
+        raise CbenchError(f"softcon: checkpoint pos_embed has {n} patch positions, not a square grid")
+    pe = pos_embed.float()
+    scale = float(grid + INTERPOLATE_OFFSET) / side
+    tok = pe[:, 1:].reshape(1, int(side), int(side), -1).permute(0, 3, 1, 2)
+    tok = F.interpolate(tok, scale_factor=(scale, scale), mode="bicubic", antialias=False)
+    if tuple(tok.shape[-2:]) != (grid, grid):
+        raise CbenchError(f"softcon: position embedding resize gave {tuple(tok.shape[-2:])}, not {grid}×{grid}")
+    tok = tok.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
+    return torch.cat([pe[:, :1], tok], dim=1).to(pos_embed.dtype)
 
 
 def softcon_resolution(card: TaskCard) -> int:
@@ -192,23 +222,15 @@ class SoftConAdapter(PretrainedAdapter):
             "vit_base_patch14_dinov2", pretrained=False, img_size=pipeline.resolution,
             in_chans=pipeline.num_channels, num_classes=0, init_values=1e-5, **self.arch)
 
-    def checkpoint_path(self, card: TaskCard) -> Path:
-        spec = self.specs[self.variant(card)]
-        if find_weights(spec, self.weights_dir) is None:
-            hub = Path(self.weights_dir) / HUB_FILES[self.variant(card)]
-            if hub.is_file():
-                raise CbenchError(_hub_message(hub))
-        return super().checkpoint_path(card)
-
     def load_into(self, module: nn.Module, checkpoint: dict[str, Any], path: Path, card: TaskCard) -> None:
-        if any(k.startswith(("teacher", "student", "backbone.")) or k.startswith("blocks.0.0.") for k in checkpoint):
-            raise CbenchError(_hub_message(path))
+        bad = next((k for k in checkpoint if k.startswith(("teacher", "student", "backbone.", "module."))
+                    or k.startswith("blocks.0.0.")), None)
+        if bad is not None:
+            raise CbenchError(_layout_message(path, bad))
         sd = dict(checkpoint)
         pe = sd.get("pos_embed")
         if pe is not None and pe.shape != module.pos_embed.shape:
-            grid = module.patch_embed.grid_size
-            sd["pos_embed"] = resample_abs_pos_embed(pe, new_size=list(grid), num_prefix_tokens=1,
-                                                     interpolation="bicubic", antialias=False)
+            sd["pos_embed"] = dinov2_pos_embed(pe, int(module.patch_embed.grid_size[0]))
         load_checked(module, sd, path, ignored_prefixes=PRETRAINING_ONLY)
 
     def make_encoder(self, module: nn.Module, card: TaskCard, pipeline: InputPipeline,
@@ -222,10 +244,11 @@ class SoftConAdapter(PretrainedAdapter):
         return out
 
 
-def _hub_message(path: Path) -> str:
-    return (f"{path} is the authors' DINOv2-hub SoftCon checkpoint; copernicus-bench loads the timm-format "
-            f"encoder files {WEIGHTS['s2'].primary} (S2) and {WEIGHTS['s1'].primary} (S1) from "
-            f"{_BASE.rstrip('/')} — put those in the weights folder")
+def _layout_message(path: Path, key: str) -> str:
+    return (f"{path}: unexpected key '{key}' — not the flat DINOv2 encoder layout the reference loads "
+            f"(DinoVisionTransformer(block_chunks=0), keys like 'blocks.0.attn.qkv.weight'); put "
+            f"{WEIGHTS['s2'].primary} (S2) / {WEIGHTS['s1'].primary} (S1) from {_BASE.rstrip('/')} in the "
+            f"weights folder instead")
 
 
 def build_adapter(weights_dir: str | None = None, seed: int = 0, random_init: bool = False,

@@ -32,7 +32,8 @@ def test_linear_probe_ln_frozen_identity_bn_without_affine_and_init():
     assert torch.equal(ln.weight, torch.ones(768)) and torch.equal(ln.bias, torch.zeros(768))
     assert isinstance(bn, nn.BatchNorm1d) and bn.eps == 1e-6
     assert bn.weight is None and bn.bias is None and list(bn.parameters()) == []
-    assert torch.equal(lin.bias, torch.zeros(1000))
+    bound = 1 / 768 ** 0.5  # the reference keeps nn.Linear's default bias U(±1/√D) (parity item 6)
+    assert lin.bias.abs().max().item() <= bound and lin.bias.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.1)
     assert lin.weight.std().item() == pytest.approx(0.01, rel=0.02)
     assert lin.weight.abs().max().item() <= 2.0
     assert probe.trainable_parameters() == [lin.weight, lin.bias]
@@ -57,7 +58,7 @@ def test_plain_linear_head():
     probe = LinearProbe(32, 5, head="linear")
     assert [type(m) for m in probe.modules() if not isinstance(m, (LinearProbe, nn.Identity))] == [nn.Linear]
     x = torch.randn(4, 32)
-    assert torch.allclose(probe(x), x @ probe.linear.weight.T)
+    assert torch.allclose(probe(x), x @ probe.linear.weight.T + probe.linear.bias)
     with pytest.raises(ValueError):
         LinearProbe(32, 5, head="mlp")  # type: ignore[arg-type]
 

@@ -3,8 +3,10 @@
 ``ln-bn-linear`` is the reference's MAE-style linear probe for Copernicus-FM, DOFA and the random ViT: the
 encoder's ``fc_norm`` LayerNorm is absent from the checkpoints, so it stays at its identity initialisation and
 frozen; then ``BatchNorm1d(affine=False, eps=1e-6)`` and a ``Linear`` with weight ``trunc_normal(std=0.01)``
-and zero bias. ``linear`` is the plain ``Linear`` (SoftCon; CROMA, whose pretrained LayerNorm belongs to its
-pooled embedding).
+(``dofa_wrapper.py`` / ``copernicusfm_wrapper.py``) and **PyTorch's default bias** U(±1/√D) — the reference
+re-initialises only the weight. ``linear`` is the plain ``Linear`` with PyTorch's default weight and bias
+init, as the reference's SoftCon ``linear_classifier`` and CROMA's replaced ``GAP_FFN[1]`` (CROMA's
+pretrained LayerNorm belongs to its pooled embedding).
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ class LinearProbe(nn.Module):
         else:
             self.norm = nn.Identity()
             self.bn = nn.Identity()
-        self.linear = nn.Linear(embed_dim, num_outputs)
-        trunc_normal_(self.linear.weight, std=0.01)  # timm's, as the reference (cut at ±2 absolute)
-        nn.init.zeros_(self.linear.bias)
+        self.linear = nn.Linear(embed_dim, num_outputs)  # default init: weight and bias U(±1/√D)
+        if head == "ln-bn-linear":
+            trunc_normal_(self.linear.weight, std=0.01)  # timm's, as the reference (cut at ±2 absolute)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters the optimiser gets (the frozen LayerNorm is excluded)."""
