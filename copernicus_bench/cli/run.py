@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import CbenchError
 
@@ -79,7 +80,10 @@ def add_parser(sub) -> None:
                        description="Freeze each encoder, train the paper's probe on each task, write one JSON "
                                    "per (model, weights, task, tier, protocol, seed, overrides).")
     p.add_argument("--model", required=True, type=_csv, help="model name(s), comma-separated (see 'cbench models')")
-    p.add_argument("--task", required=True, help="'all' or comma-separated task slugs (see 'cbench tasks')")
+    p.add_argument("--task", help="'all' or comma-separated task slugs (see 'cbench tasks')")
+    p.add_argument("--task-card", metavar="FILE", help="your own task: its card file (layout: README 'Your own "
+                                                        "data'); its folder is the data root")
+    p.add_argument("--save-head", metavar="PATH", help="store the trained head (for 'cbench predict'); one job only")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data-root", help="data root (default ./data or $CBENCH_DATA_ROOT)")
     src.add_argument("--sample", action="store_true", help="use the built-in generated sample (numbers mean nothing)")
@@ -103,9 +107,21 @@ def run(args: argparse.Namespace) -> int:
         if name not in MODELS:
             raise CbenchError(f"--model: unknown model '{name}'{closest(name, MODELS.names())}; "
                               "see 'cbench models'")
-    cards = resolve_tasks(args.task)
+    if args.task_card:
+        from ..tasks.custom import load_user_card
+
+        if args.task or args.sample or args.data_root:
+            raise CbenchError("--task-card: names its own task and data; drop --task/--sample/--data-root")
+        cards = [load_user_card(args.task_card)]
+    elif not args.task:
+        raise CbenchError("--task: required (a slug, a list or 'all'), or give --task-card FILE for your own task")
+    else:
+        cards = resolve_tasks(args.task)
     ensure_writable(args.out)
-    if not args.sample:
+    from ..provenance import resolve_device
+
+    resolve_device(args.device)  # --device cuda without CUDA: one line before any job starts
+    if not args.sample and not args.task_card:
         root = paths.data_root(args.data_root)
         if not root.is_dir():
             raise CbenchError(f"--data-root {root} does not exist; download with 'cbench download --task all "
@@ -113,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
     common = dict(tier=args.tier, protocol=args.protocol, data_root=args.data_root, sample=args.sample,
                   weights_dir=args.weights_dir, cache_dir=args.cache_dir, out_dir=args.out, device=args.device,
                   batch_size=args.batch_size, epochs=args.epochs, limit=args.limit, num_workers=args.num_workers,
-                  cache_budget_gb=args.cache_budget, cache_dtype=args.cache_dtype, model_args=args.model_args, overwrite=args.overwrite)
-    explicit = args.task.strip() != "all"
+                  cache_budget_gb=args.cache_budget, cache_dtype=args.cache_dtype, model_args=args.model_args, overwrite=args.overwrite,
+                  task_card=str(Path(args.task_card).resolve()) if args.task_card else None, save_head=args.save_head)
+    if args.save_head and len(args.model) * len(args.seeds) != 1:
+        raise CbenchError("--save-head: stores one head; give one --model and one --seeds value")
+    explicit = bool(args.task_card) or args.task.strip() != "all"
     specs = []
     for name in args.model:
         probe = expand_grid([name], [cards[0].slug], [args.seeds[0]], **common)[0]
@@ -124,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             if reason and explicit:
                 raise CbenchError(f"model '{name}' does not apply to task '{card.slug}': {reason}")
         specs += expand_grid([name], [c.slug for c in cards], args.seeds, **common)
+    for spec in specs[:1]:
+        spec.validate()  # the runner validates every job too; this fails the whole command before any job
     if args.sample:
         print("cbench: using the built-in generated sample: the numbers say nothing about the models",
               file=sys.stderr)
