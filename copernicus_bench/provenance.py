@@ -43,7 +43,21 @@ def git_commit() -> str | None:
 
 def resolve_device(requested: str | None) -> torch.device:
     if requested:
-        return torch.device(requested)
+        from .errors import CbenchError
+
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise CbenchError(f"--device {requested!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise CbenchError(f"--device {requested}: CUDA is not available on this machine (torch "
+                              f"{torch.__version__}); use --device cpu or leave --device out")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise CbenchError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                              "use cuda:0 .. cuda:N-1")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise CbenchError(f"--device {requested}: MPS is not available here; use --device cpu")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
