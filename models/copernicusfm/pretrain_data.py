@@ -29,27 +29,27 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import CbenchError
+from ...tasks import get_card
 
 # ---------------------------------------------------------------------------------------------------------
 # Facts (shared/copernicus-bench.md §2, §3, §7; torchgeo-notes §3 for wavelengths).
-S2_WAVELENGTHS = [440.0, 490.0, 560.0, 665.0, 705.0, 740.0, 783.0, 842.0, 860.0, 940.0, 1370.0, 1610.0, 2190.0]
-S2_BANDWIDTHS = [20.0, 65.0, 35.0, 30.0, 15.0, 15.0, 20.0, 115.0, 20.0, 20.0, 30.0, 90.0, 180.0]
+# Band wavelengths/widths and the OLCI scale factors are the task cards' (one source; the pretraining S1/S2/S3
+# products are the same sensors and band sets as Cloud-S2, EuroSAT-S1 and Cloud-S3).
+_S1, _S2, _S3 = (get_card(slug) for slug in ("eurosat-s1", "cloud-s2", "cloud-s3"))
+S2_WAVELENGTHS = list(_S2.wavelengths_nm)
+S2_BANDWIDTHS = list(_S2.bandwidths_nm)
 S2_PRETRAIN_MEAN = [1612.9, 1397.6, 1322.3, 1373.1, 1561.0, 2108.4, 2390.7, 2318.7, 2581.0, 837.7, 22.0, 2195.2,
                     1537.4]
 S2_PRETRAIN_STD = [791.0, 854.3, 878.7, 1144.9, 1127.5, 1164.2, 1276.0, 1249.5, 1345.9, 577.5, 47.5, 1340.0,
                    1142.9]
 S2_RGB = (3, 2, 1)  # B4, B3, B2 in the 13-band order B01..B08, B8A, B09..B12
-S1_WAVELENGTHS = [5e7, 5e7]
-S1_BANDWIDTHS = [1e9, 1e9]
+S1_WAVELENGTHS = list(_S1.wavelengths_nm)
+S1_BANDWIDTHS = list(_S1.bandwidths_nm)
 S1_PRETRAIN_MEAN = [-12.59, -20.26]
 S1_PRETRAIN_STD = [5.26, 5.91]
-S3_WAVELENGTHS = [400.0, 412.5, 442.5, 490.0, 510.0, 560.0, 620.0, 665.0, 673.75, 681.25, 708.75, 753.75, 761.25,
-                  764.375, 767.5, 778.75, 865.0, 885.0, 900.0, 940.0, 1020.0]
-S3_BANDWIDTHS = [15.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 7.5, 7.5, 10.0, 7.5, 7.5, 3.75, 2.5, 15.0, 20.0,
-                 10.0, 10.0, 20.0, 40.0]
-OLCI_SCALE = [0.0139465, 0.0133873, 0.0121481, 0.0115198, 0.0100953, 0.0123538, 0.00879161, 0.00876539,
-              0.0095103, 0.00773378, 0.00675523, 0.0071996, 0.00749684, 0.0086512, 0.00526779, 0.00530267,
-              0.00493004, 0.00549962, 0.00502847, 0.00326378, 0.00324118]
+S3_WAVELENGTHS = list(_S3.wavelengths_nm)
+S3_BANDWIDTHS = list(_S3.bandwidths_nm)
+OLCI_SCALE = list(_S3.normalization.scale_factors or ())
 DEM_SCALE = 1.0 / 10000.0
 
 
