@@ -94,7 +94,12 @@ def resolve(spec: RunSpec) -> Job | NotApplicable:
     """Stage 1: the card, the adapter, its applicability and input pipeline, and the job's settings."""
     from .tasks import get_card
 
-    card = get_card(spec.task)
+    if getattr(spec, "task_card", None):  # a user's own task (copernicus_bench.tasks.custom)
+        from .tasks.custom import load_user_card
+
+        card = load_user_card(spec.task_card)
+    else:
+        card = get_card(spec.task)
     model_args = parse_model_args(spec.model_args)
     adapter = make_adapter(spec)
     reason = adapter.applicability(card)

@@ -68,10 +68,12 @@ def build_record(job: Job, key: ResultKey, token: str | None, weights: WeightsIn
         protocol=spec.protocol, seed=spec.seed, overrides=job.overrides, override_hash=key.override_hash,
         sample_data=spec.sample, metric=metric_values(job, result), val_metric=result.val,
         best_epoch=result.best_epoch, history=result.history,
-        applicable_tasks=[c.slug for c in list_cards() if adapter.applicability(c) is None],
+        applicable_tasks=[c.slug for c in list_cards() if adapter.applicability(c) is None]
+        + ([card.slug] if getattr(spec, "task_card", None) else []),
         input_adaptation=list(job.pipeline.adaptations),
         pipeline={**dataclasses.asdict(job.pipeline), "digest": job.pipeline.digest()},
         config=job_config(job, splits), split_checksums=splits.checksums, versions=package_versions(),
         git_commit=git_commit(), device=device_name(job.device), timings=timings.as_dict(),
         peak_memory_mb=round(peak_memory_mb(job.device), 1), cache=cache_info,
+        extra={"task_card": card.to_dict()} if getattr(spec, "task_card", None) else {},  # own task: the leaderboard needs it
     )

@@ -80,6 +80,10 @@ class RunSpec:
     cache_dtype: str = "float16"
     model_args: tuple[tuple[str, str], ...] = ()
     overwrite: bool = False
+    #: a user's task card file (``--task-card``; its folder is the data root) instead of a built-in task
+    task_card: str | None = None
+    #: where to store the trained (best-validation) head for ``cbench predict`` (``--save-head``)
+    save_head: str | None = None
 
     def validate(self) -> RunSpec:
         """Every option checked once (one line naming the option and the fix); returns ``self``."""
@@ -181,5 +185,11 @@ def run_probe(job: Job, encoder: TaskEncoder, sources: dict[str, Any], progress:
                          batch_size=job.batch_size, lr=job.card.probe.lr, seed=job.spec.seed, device=job.device,
                          on_epoch=lambda e, r: bar.update(1))
     bar.close()
+    if job.spec.save_head:  # the best-validation head (train_probe leaves it loaded)
+        from .api import save_head
+
+        save_head(job.spec.save_head, head, card=job.card, model=job.spec.model, model_args=job.model_args,
+                  weights=encoder.weights, seed=job.spec.seed, tier=job.spec.tier, head_kind=job.adapter.head,
+                  embed_dim=encoder.embed_dim, metric=result.test)
     fly_s = sum(src.encode_seconds for src in sources.values() if isinstance(src, OnTheFlySource))
     return result, fly_s

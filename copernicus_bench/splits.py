@@ -18,6 +18,10 @@ SPLITS = ("train", "val", "test")
 
 def resolve_data_root(spec) -> Path:
     """The built-in sample (generated once) or the data root, which must exist."""
+    if getattr(spec, "task_card", None):  # a user's own task: the card's folder
+        from .tasks.custom import card_folder
+
+        return card_folder(spec.task_card)
     if spec.sample:
         from .tasks.sample import ensure_builtin_sample
 

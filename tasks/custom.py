@@ -376,3 +376,23 @@ def _check_mask(path: Path, shape: tuple[int, int], card: TaskCard) -> list[str]
         if bad:
             out.append(f"{path}: class values {bad[:5]} outside 0..{card.num_classes - 1} (and not ignore_index)")
     return out
+
+
+def cards_from_results(results: Sequence[Any], known: Sequence[TaskCard]) -> list[TaskCard]:
+    """The cards of own tasks stored in results (``task_card``), so a leaderboard needs no card file; for a
+    slug stored with several card versions the newest result's card wins."""
+    slugs = {c.slug for c in known}
+    found: dict[str, tuple[str, TaskCard]] = {}
+    for r in results:
+        extra = getattr(r, "extra", None) or {}
+        data = extra.get("task_card")
+        if not isinstance(data, dict) or r["task"] in slugs:
+            continue
+        try:
+            card = card_from_dict(data, f"result {getattr(r, 'path', '')}")
+        except CbenchError:
+            continue  # a result of an older card schema: skipped like a result without a card
+        created = str(r["created"] or "")
+        if r["task"] not in found or created > found[r["task"]][0]:
+            found[r["task"]] = (created, card)
+    return [card for _, card in sorted(found.values(), key=lambda v: v[1].slug)]

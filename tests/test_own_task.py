@@ -149,3 +149,34 @@ def test_bad_cards_are_one_line_errors(tmp_path):
     with pytest.raises(CbenchError, match="no such file"):
         load_user_card(tmp_path / "absent.yaml")
     assert json.dumps(load_user_card(card()).to_dict(), default=list)  # a valid minimal card
+
+
+TINY_RUN = ["--model", "copernicus-fm", "--model-args", "config=tiny,random_init=true", "--tier", "smoke"]
+
+
+def test_run_with_task_card_lands_in_the_leaderboard(seg_card, tmp_path, capsys):
+    results, board = tmp_path / "results", tmp_path / "board"
+    assert main(["run", "--task-card", str(seg_card), *TINY_RUN, "--out", str(results)]) == 0
+    files = list(results.glob("*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    assert record["task"] == "my-clouds" and "my-clouds" in record["applicable_tasks"]
+    assert record["task_card"]["slug"] == "my-clouds" and record["task_card"]["loader"] == "custom"
+    assert 0.0 <= record["metric"]["global"] <= 100.0
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(results), "--out", str(board)]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if "my-clouds" in line or "My clouds" in line)
+    assert f"{record['metric']['global']:.1f}" in row
+    assert "Your own tasks" in table
+    rows = json.loads((board / "leaderboard.json").read_text())
+    assert "my-clouds" in json.dumps(rows)
+
+
+def test_run_task_card_option_errors(seg_card, tmp_path, capsys):
+    assert main(["run", "--task-card", str(seg_card), "--task", "eurosat-s2", *TINY_RUN, "--out",
+                 str(tmp_path)]) != 0
+    assert "--task-card" in capsys.readouterr().err
+    assert main(["run", "--task-card", str(tmp_path / "nope.yaml"), *TINY_RUN, "--out", str(tmp_path)]) != 0
+    assert "no such file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
