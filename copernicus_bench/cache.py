@@ -44,11 +44,8 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 EDGE_BYTES = 1 << 20

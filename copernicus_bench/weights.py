@@ -86,11 +86,8 @@ def file_sha256(path: str | os.PathLike, persist: bool = True) -> str:
         if isinstance(known, str) and len(known) == 64:
             _sha_cache[key] = known
             return known
-    h = hashlib.sha256()
     with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _sha_cache[key] = digest = h.hexdigest()
+        _sha_cache[key] = digest = hashlib.file_digest(f, "sha256").hexdigest()
     if store is not None:
         _remember(store, text_key, digest)
     return digest
