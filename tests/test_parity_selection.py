@@ -177,3 +177,25 @@ def test_cached_source_resizes_then_flips_as_the_reference():
     # classification sources never carry one
     assert CachedSource({"pooled": np.zeros((1, 2, 4)), "target": np.zeros(2)}, get_card("eurosat-s1"),
                         torch.device("cpu"), paper_size=224).paper_size is None
+
+
+@pytest.mark.slow  # a full-size UPerNet at 224 px on CPU (the fast tests above pin the same rules)
+def test_cloud_s3_full_tier_trains_and_scores_at_224_on_the_sample(tmp_path, monkeypatch):
+    """The whole run on the built-in sample (Cloud-S3 cropped to 128 px there): the probe trains on 224×224
+    targets, ``metric.paper`` is scored at 224 and ``global`` at the loader's size; both land in the file."""
+    import json
+
+    from copernicus_bench.runner import RunSpec, run_one
+
+    seen = []
+    real = probing.probe_loss
+    monkeypatch.setattr(probing, "probe_loss", lambda c, m, a, t: seen.append(tuple(t.shape[-2:])) or real(c, m, a, t))
+    spec = RunSpec(model="random", task="cloud-s3", sample=True, tier="full", epochs=1, limit=2, batch_size=2,
+                   model_args=(("config", "tiny"),), out_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "c"))
+    outcome = run_one(spec, progress=False)
+    assert outcome.status == "done", outcome.message
+    assert seen and set(seen) == {(224, 224)}
+    rec = json.loads(open(outcome.path).read())
+    m = rec["metric"]
+    assert m["paper_target_size"] == 224 and m["paper_epoch"] == 0 and rec["best_epoch"] == 0
+    assert all(isinstance(m[k], float) and np.isfinite(m[k]) for k in ("global", "per_batch", "paper"))
