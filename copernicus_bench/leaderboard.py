@@ -910,9 +910,6 @@ def write_leaderboard(lb: Leaderboard, out_dir: str | Path, html: bool = False) 
     from .figures import plot_task_scores  # per-task raw scores, one panel per level: tasks.png/.pdf/.svg
 
     paths.update({f"figure_{f.suffix[1:]}": f for f in plot_task_scores(lb, out)})
-    from .figures import plot_task_scores  # per-task raw scores, one panel per level: tasks.png/.pdf/.svg
-
-    paths.update({f"figure_{f.suffix[1:]}": f for f in plot_task_scores(lb, out)})
     if html:
         from .html import write_html
 
