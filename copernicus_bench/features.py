@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .cards import TaskCard
 from .encoder import EncoderOutput, InputPipeline, TaskEncoder
+from .guards import check_encoder_output, sanitize_input
 from .nearest import resize_nearest_cv2
 
 NUM_VIEWS = 4  # none, horizontal flip, vertical flip, both
@@ -56,7 +57,7 @@ def encode_batch(encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, 
     dates = image.shape[1] if card.num_dates > 1 else 1
     outputs = []
     for t in range(dates):
-        x = pipeline.apply(image[:, t] if card.num_dates > 1 else image, date=t)
+        x = sanitize_input(card, pipeline.apply(image[:, t] if card.num_dates > 1 else image, date=t))
         x = flip_view(x, view)
         if rotation is not None:
             x = rotate_batch(x, rotation, mode="bilinear", fill=0.0)
@@ -64,6 +65,7 @@ def encode_batch(encoder: TaskEncoder, pipeline: InputPipeline, card: TaskCard, 
         with autocast_for(device):
             out = encoder(x, m, want_maps=want_maps)
         outputs.append(EncoderOutput(out.pooled.float(), [f.float() for f in out.maps] if out.maps else None))
+        check_encoder_output(card, outputs[-1].pooled, outputs[-1].maps)  # NaN/inf features: one line
     if len(outputs) == 1:
         return outputs[0]
     pre, post = outputs[0], outputs[-1]

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .cards import TaskCard
 from .features import Batch
+from .guards import NonFiniteError, check_loss, check_metric, check_train_size, has_valid_target
 from .metrics import create_metric
 from .per_sample import PerSampleRecorder
 from .probes.linear import LinearProbe
@@ -180,6 +181,24 @@ class HeadRunner(nn.Module):
         return out.float()
 
 
+def _train_step(card: TaskCard, run, batch: Batch, optimizer, scheduler, epoch: int, total: float,
+                count: int) -> tuple[float, int]:
+    """One optimizer step; a batch with nothing to learn from (every pixel ignored, every target NaN) is
+    skipped, and a non-finite loss on a learnable batch stops the job with one line."""
+    target = _train_target(batch)
+    if not has_valid_target(card, target):
+        return total, count
+    main, aux = _forward(card, run, batch)
+    loss = probe_loss(card, main, aux, _loss_target(card, target))
+    check_loss(card, loss.detach(), epoch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler.last_epoch + 1 < scheduler.total_steps:
+        scheduler.step()
+    return total + float(loss.detach()) * main.shape[0], count + main.shape[0]
+
+
 def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_source, *, epochs: int,
                 batch_size: int, lr: float, seed: int, device: torch.device,
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
@@ -190,6 +209,7 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
     run = HeadRunner(head, head_options or HeadOptions(), device)
     rng = np.random.default_rng(seed)
     n_train = len(train_source)
+    check_train_size(card, n_train)  # BatchNorm needs two samples: one line, not an internal error
     drop_last = n_train > batch_size  # the reference drops the last train batch; keep one batch on tiny data
     steps = n_train // batch_size if drop_last else 1
     params = [p for p in head.parameters() if p.requires_grad]
@@ -199,17 +219,15 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
     for epoch in range(epochs):
         head.train()
         total, count = 0.0, 0
-        for batch in train_source.train_batches(rng, batch_size, drop_last):
-            main, aux = _forward(card, run, batch)
-            loss = probe_loss(card, main, aux, _loss_target(card, _train_target(batch)))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler.last_epoch + 1 < scheduler.total_steps:
-                scheduler.step()
-            total += float(loss.detach()) * main.shape[0]
-            count += main.shape[0]
-        val = evaluate(card, run, val_source.eval_batches(batch_size))
+        stage = "train"
+        try:
+            for batch in train_source.train_batches(rng, batch_size, drop_last):
+                total, count = _train_step(card, run, batch, optimizer, scheduler, epoch, total, count)
+            stage = "val"
+            val = evaluate(card, run, val_source.eval_batches(batch_size))
+        except NonFiniteError as exc:  # features encoded on the fly: name the split and epoch
+            raise exc.at(split=stage, epoch=epoch) from None
+        check_metric(card, val["global"], "val", epoch)
         record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_global": val["global"],
                   "val_per_batch": val["per_batch"], "val_paper": val["paper"]}
         history.append(record)
@@ -224,7 +242,11 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
     head.load_state_dict(best_state)
     val = evaluate(card, run, val_source.eval_batches(batch_size))
     recorder = PerSampleRecorder.for_card(card)
-    test = evaluate(card, run, test_source.eval_batches(batch_size), recorder)
+    try:
+        test = evaluate(card, run, test_source.eval_batches(batch_size), recorder)
+    except NonFiniteError as exc:
+        raise exc.at(split="test") from None
+    check_metric(card, test["global"], "test", None)
     val["paper"] = paper_val
     if paper_epoch != best_epoch:  # the reference's epoch differs from ours: score its state too
         head.load_state_dict(paper_state)

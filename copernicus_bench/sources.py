@@ -14,8 +14,10 @@ from torch.utils.data import Dataset
 
 from . import paths
 from .cache import FeatureCache, cache_key
-from .encoder import TaskEncoder
+from .code_identity import adapter_code
+from .encoder import InputPipeline, TaskEncoder
 from .features import NUM_VIEWS, CachedSource, OnTheFlySource, encode_batch, fill_cache
+from .guards import NonFiniteError
 from .job import Job
 from .progress_bar import progress_bar
 from .splits import SmokeTargets, Splits
@@ -29,16 +31,51 @@ def feature_sources(job: Job, encoder: TaskEncoder, splits: Splits,
     spec, card = job.spec, job.card
     if spec.protocol == "paper":
         return _on_the_fly(job, encoder, splits, "paper"), {"mode": "paper-protocol (re-encoded every epoch)"}, 0.0
+    if card.is_dense and all_cached(job, encoder, splits):  # every entry present: no sizing pass
+        return _cached(job, encoder, splits, None, progress)
     itemsize = 4 if spec.cache_dtype == "float32" else 2
     estimate = estimate_bytes(job, encoder, splits.datasets) // 2 * itemsize
     if card.is_dense and estimate > int(spec.cache_budget_gb * 2**30):
-        return (_on_the_fly(job, encoder, splits, "flips"),
-                {"mode": "on-the-fly flip views (over --cache-budget)", "estimated_bytes": estimate}, 0.0)
+        fly_splits, fly_pipeline, inputs = _input_cached(job, splits)
+        return (_on_the_fly(job, encoder, fly_splits, "flips", fly_pipeline),
+                {"mode": "on-the-fly flip views (over --cache-budget)", "estimated_bytes": estimate,
+                 "inputs": inputs}, 0.0)
     return _cached(job, encoder, splits, estimate, progress)
 
 
-def _on_the_fly(job: Job, encoder: TaskEncoder, splits: Splits, augment: str) -> dict[str, Any]:
-    return {s: OnTheFlySource(encoder, job.pipeline, job.card, ds, job.device,
+def all_cached(job: Job, encoder: TaskEncoder, splits: Splits) -> bool:
+    """Whether every split's feature entry is already complete (checked without reading arrays)."""
+    cache = FeatureCache(paths.cache_dir(job.spec.cache_dir))
+    for split, ds in splits.datasets.items():
+        views = NUM_VIEWS if split == "train" else 1
+        key = cache_key(cache_parts(job, encoder.weights.sha256, split, ds, views, splits.per_split[split]))
+        if not (cache.entry_dir(key) / "COMPLETE").is_file():
+            return False
+    return True
+
+
+def _input_cached(job: Job, splits: Splits):
+    """Dense over the budget: the splits' decoded, pipeline-applied inputs from the input cache (when they
+    fit ``--input-cache-budget``), so on-the-fly epochs read arrays instead of decoding files again."""
+    from dataclasses import replace
+
+    from .input_cache import cached_inputs, identity_pipeline, input_bytes
+
+    spec = job.spec
+    total = sum(input_bytes(job.card, job.pipeline, len(ds), spec.cache_dtype) for ds in splits.datasets.values())
+    if total > getattr(spec, "input_cache_gb", 64.0) * 2**30:  # --input-cache-budget (0: off)
+        return splits, job.pipeline, "decoded from the files every epoch"
+    datasets, hits = {}, {}
+    for split, ds in splits.datasets.items():
+        datasets[split], hits[split] = cached_inputs(
+            paths.cache_dir(spec.cache_dir), job.card, job.pipeline, split, ds, splits.per_split[split], job.limit,
+            spec.cache_dtype, batch_size=min(job.batch_size, 32), num_workers=spec.num_workers)
+    return replace(splits, datasets=datasets), identity_pipeline(job.pipeline), f"input cache ({spec.cache_dtype}, hits {hits})"
+
+
+def _on_the_fly(job: Job, encoder: TaskEncoder, splits: Splits, augment: str,
+                pipeline: InputPipeline | None = None) -> dict[str, Any]:
+    return {s: OnTheFlySource(encoder, pipeline or job.pipeline, job.card, ds, job.device,
                               augment=augment if s == "train" else "none", num_workers=job.spec.num_workers,
                               paper_size=paper_target_size(job))
             for s, ds in splits.datasets.items()}
@@ -59,6 +96,7 @@ def cache_parts(job: Job, weights_sha: str, split: str, ds: Dataset, views: int,
         "pipeline": job.pipeline.digest(), "views": views, "limit": job.limit, "n": len(ds),
         "smoke_targets": isinstance(ds, SmokeTargets), "dtype": spec.cache_dtype,
         "data": str(getattr(getattr(ds, "base", ds), "root", "")), "split_files": split_sums,
+        "code": adapter_code(job.adapter)["hash"],  # the adapter's distribution, version and source hash
     }
 
 
@@ -78,7 +116,10 @@ def _cached(job: Job, encoder: TaskEncoder, splits: Splits, estimate: int,
             fill_cache(writer, encoder, job.pipeline, card, ds, views, job.device, encode_bs, spec.num_workers,
                        progress=lambda n: bar.update(n * views), dtype=spec.cache_dtype)
 
-        arrays, hit = cache.get_or_build(cache_key(parts), parts, build)
+        try:
+            arrays, hit = cache.get_or_build(cache_key(parts), parts, build)
+        except NonFiniteError as exc:  # NaN/inf features: name the split being encoded
+            raise exc.at(split=split) from None
         bar.close()
         seconds += time.perf_counter() - t0
         info["hits"][split] = hit

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from ..cards import SPLITS, TaskCard
 from ..errors import CbenchError, DataNotFoundError
+from ..guards import check_labels
 from ..nearest import resize_nearest_cv2
 
 EPOCH = date(1970, 1, 1)
@@ -212,6 +213,9 @@ class BenchDataset(Dataset):
         check_data_root(self.root, card)
         self.prepare()
         for f in self.split_files():
+            if f.exists() and not f.is_file():
+                raise CbenchError(f"{f}: split file for task '{card.slug}' ({split}) is a folder, not a file; "
+                                  f"replace it with the released split file ({self.fix})")
             if not f.is_file():
                 raise DataNotFoundError(
                     f"{f}: split file for task '{card.slug}' ({split}) is missing; {self.fix}")
@@ -318,9 +322,18 @@ class BenchDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = self._load(self.items[index])
+        item = self.items[index]
+        sample = self._load(item)
         sample["image"] = torch.as_tensor(sample["image"], dtype=torch.float32)
+        check_labels(self.card, sample["target"], lambda: self._where(item))  # e.g. a raw 255 remapped to 254
         return sample
+
+    def _where(self, item: Any) -> str:
+        """The file (or the split entry) a sample comes from, for error messages."""
+        files = getattr(getattr(self, "tg", None), "files", None)
+        if isinstance(item, int) and isinstance(files, list | tuple) and 0 <= item < len(files):
+            return f"{self.task_dir / str(files[item])} ({self.card.slug}, {self.split})"
+        return f"{self.task_dir} ({self.card.slug}, {self.split} sample {item!r})"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.card.slug!r}, split={self.split!r}, n={len(self)}, root={str(self.root)!r})"
