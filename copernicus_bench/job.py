@@ -117,7 +117,12 @@ def resolve(spec: RunSpec) -> Job | NotApplicable:
 
 def identity_token(job: Job) -> str | None:
     """Stage 2: the adapter's cheap weights identity (None: unknown without building the encoder)."""
-    return job.adapter.identity_token(job.card, job.pipeline, job.spec.seed)
+    token = job.adapter.identity_token(job.card, job.pipeline, job.spec.seed)
+    if token is None:
+        return None
+    from .code_identity import adapter_code
+
+    return f"{token}+code:{adapter_code(job.adapter)['hash']}"  # an edited adapter never matches an old result
 
 
 def result_key(job: Job, weights: WeightsInfo) -> ResultKey:
@@ -142,8 +147,12 @@ def finished_by_token(job: Job, token: str) -> Path | None:
 def finished_by_key(job: Job, key: ResultKey) -> Path | None:
     """Stage 3 (after building, for adapters without a token): the result file under ``key``, if valid."""
     path = result_path(job.out_dir, key)
-    if job.spec.overwrite or not path.exists() or read_result(path) is None:
+    if job.spec.overwrite or not path.exists() or (record := read_result(path)) is None:
         return None
+    from .code_identity import adapter_code
+
+    if (record.versions.get("adapter_code") or {}).get("hash") != adapter_code(job.adapter)["hash"]:
+        return None  # made by other adapter code: recompute
     return path
 
 

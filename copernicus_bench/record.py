@@ -13,6 +13,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
+from .code_identity import adapter_code
 from .encoder import WeightsInfo
 from .job import Job
 from .probing import ProbeResult
@@ -72,7 +73,7 @@ def build_record(job: Job, key: ResultKey, token: str | None, weights: WeightsIn
         + ([card.slug] if getattr(spec, "task_card", None) else []),
         input_adaptation=list(job.pipeline.adaptations),
         pipeline={**dataclasses.asdict(job.pipeline), "digest": job.pipeline.digest()},
-        config=job_config(job, splits), split_checksums=splits.checksums, versions=package_versions(),
+        config=job_config(job, splits), split_checksums=splits.checksums, versions={**package_versions(), "adapter_code": adapter_code(job.adapter)},
         git_commit=git_commit(), device=device_name(job.device), timings=timings.as_dict(),
         peak_memory_mb=round(peak_memory_mb(job.device), 1), cache=cache_info,
         extra={"task_card": card.to_dict()} if getattr(spec, "task_card", None) else {},  # own task: the leaderboard needs it
