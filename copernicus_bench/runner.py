@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from . import protocols
 from .encoder import TaskEncoder
 from .errors import CbenchError, WeightsNotFoundError
 from .job import (
@@ -46,14 +47,14 @@ from .probing import ProbeResult
 from .progress_bar import progress_bar
 from .record import Timings, build_record
 from .results import write_result
-from .sources import FEATURES_VERSION, feature_sources
+from .sources import FEATURES_VERSION
 from .splits import load_splits, resolve_data_root
 
 __all__ = ["FEATURES_VERSION", "PROTOCOLS", "SMOKE_EPOCHS", "SMOKE_LIMIT", "TIERS", "RunOutcome", "RunSpec",
            "expand_grid", "make_adapter", "parse_model_args", "run_one"]
 
 TIERS = ("full", "smoke")
-PROTOCOLS = ("cached", "paper")
+PROTOCOLS = ("cached", "paper", "knn", "finetune")  # knn, finetune: protocols.py
 CACHE_DTYPES = ("float16", "float32")
 
 
@@ -84,6 +85,11 @@ class RunSpec:
     task_card: str | None = None
     #: where to store the trained (best-validation) head for ``cbench predict`` (``--save-head``)
     save_head: str | None = None
+    #: ``--train-fraction``: a stratified subset of the training split (fractions.py; an override)
+    train_fraction: float = 1.0
+    #: ``--protocol finetune`` options (finetune.py; overrides)
+    layer_decay: float = 1.0
+    freeze_patch_embed: bool = False
 
     def validate(self) -> RunSpec:
         """Every option checked once (one line naming the option and the fix); returns ``self``."""
@@ -101,6 +107,7 @@ class RunSpec:
             raise CbenchError(f"--num-workers {self.num_workers} must be 0 or more")
         if not self.cache_budget_gb >= 0:
             raise CbenchError(f"--cache-budget {self.cache_budget_gb} must be a non-negative number of GB")
+        protocols.validate_spec(self)
         return self
 
 
@@ -145,6 +152,7 @@ def _run(spec: RunSpec, progress: bool) -> RunOutcome:
     job = resolve(spec.validate())
     if isinstance(job, NotApplicable):
         return RunOutcome(spec, "not-applicable", None, job.reason, None)
+    job = protocols.adjust_job(job)  # supervised models → finetune; knn/fraction checks and overrides
     token = identity_token(job)
     if token is not None and (done := finished_by_token(job, token)):
         return _skipped(spec, done)
@@ -153,11 +161,12 @@ def _run(spec: RunSpec, progress: bool) -> RunOutcome:
     if token is None and (done := finished_by_key(job, key)):
         return _skipped(spec, done)
     splits = load_splits(job, resolve_data_root(spec))
-    sources, cache_info, encode_s = feature_sources(job, encoder, splits, progress)
-    result, fly_s = run_probe(job, encoder, sources, progress)
+    sources, cache_info, encode_s = protocols.feature_sources(job, encoder, splits, progress)
+    result, fly_s, protocol_extra = protocols.run_probe(job, encoder, sources, splits, progress)
     timings = Timings(encode_s=encode_s + fly_s, train_s=max(result.train_seconds - fly_s, 0.0),
                       total_s=time.perf_counter() - t_start)
     record = build_record(job, key, token, encoder.weights, splits, result, cache_info, timings)
+    protocols.annotate(record, job, protocol_extra)
     path = write_result(job.out_dir, record)
     return RunOutcome(spec, "done", str(path), "ok", result.test["global"],
                       extra={"per_batch": result.test["per_batch"], "best_epoch": result.best_epoch})

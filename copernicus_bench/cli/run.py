@@ -56,8 +56,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0; 0,1,2 for a table)")
     p.add_argument("--tier", choices=("full", "smoke"), default="full",
                    help="full = the paper's protocol (default); smoke = a handful of samples, 2 epochs, ~64 px")
-    p.add_argument("--protocol", choices=("cached", "paper"), default="cached",
-                   help="cached = flip views encoded once (default); paper = re-encode augmented inputs each epoch")
+    p.add_argument("--protocol", choices=("cached", "paper", "knn", "finetune"), default="cached",
+                   help="cached = flip views encoded once (default); paper = re-encode augmented inputs each epoch; "
+                        "knn = weighted kNN on cached features (classification); finetune = encoder trained end to end")
     p.add_argument("--limit", type=_positive, help="use the first N samples of each split (stamped in the result)")
     p.add_argument("--epochs", type=_positive, help="override the card's epochs (stamped in the result)")
     p.add_argument("--batch-size", type=_positive, help="override the card's batch size (stamped in the result)")
@@ -88,6 +89,10 @@ def add_parser(sub) -> None:
     src.add_argument("--data-root", help="data root (default ./data or $CBENCH_DATA_ROOT)")
     src.add_argument("--sample", action="store_true", help="use the built-in generated sample (numbers mean nothing)")
     add_run_options(p)
+    p.add_argument("--train-fraction", default="1.0", metavar="F[,F2]",
+                   help="stratified subsets of the training split, e.g. 0.01,0.1,1.0 (same subset for every model)")
+    p.add_argument("--layer-decay", type=float, default=1.0, help="--protocol finetune: layer-wise lr decay (e.g. 0.75)")
+    p.add_argument("--freeze-patch-embed", action="store_true", help="--protocol finetune: keep patch embeddings fixed")
     p.add_argument("--launcher", default="local", help="local (default) or ray")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
     p.set_defaults(func=run)
@@ -134,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     if args.save_head and len(args.model) * len(args.seeds) != 1:
         raise CbenchError("--save-head: stores one head; give one --model and one --seeds value")
     explicit = bool(args.task_card) or args.task.strip() != "all"
+    from ..fractions import parse_fractions
+    from ..protocols import precheck
+
+    fractions = parse_fractions(args.train_fraction)
     specs = []
     for name in args.model:
         probe = expand_grid([name], [cards[0].slug], [args.seeds[0]], **common)[0]
@@ -142,7 +151,11 @@ def run(args: argparse.Namespace) -> int:
             reason = adapter.applicability(card)
             if reason and explicit:
                 raise CbenchError(f"model '{name}' does not apply to task '{card.slug}': {reason}")
-        specs += expand_grid([name], [c.slug for c in cards], args.seeds, **common)
+            precheck(args.protocol, name, adapter, card, explicit)
+        for f in fractions:
+            tasks = [c.slug for c in cards if not (args.protocol == "knn" and c.is_dense)]  # knn: classification
+            specs += expand_grid([name], tasks, args.seeds, **common, train_fraction=f,
+                                 layer_decay=args.layer_decay, freeze_patch_embed=args.freeze_patch_embed)
     for spec in specs[:1]:
         spec.validate()  # the runner validates every job too; this fails the whole command before any job
     if args.sample:
