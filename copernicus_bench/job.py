@@ -85,6 +85,8 @@ def overrides_of(spec: RunSpec, model_args: dict[str, Any]) -> dict[str, Any]:
         out["model_args"] = model_args
     if spec.cache_dtype != "float16":
         out["cache_dtype"] = spec.cache_dtype
+    if getattr(spec, "head_precision", "fp32") != "fp32":
+        out["head_precision"] = spec.head_precision
     if spec.sample:
         out["data"] = "built-in sample"
     return out
