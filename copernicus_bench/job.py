@@ -89,6 +89,11 @@ def overrides_of(spec: RunSpec, model_args: dict[str, Any]) -> dict[str, Any]:
         out["head_precision"] = spec.head_precision
     if spec.sample:
         out["data"] = "built-in sample"
+    else:
+        from .sampledata import data_is_sample
+
+        if data_is_sample(spec):  # a --data-root written by `cbench sample` (its marker file)
+            out["data"] = "cbench sample"
     return out
 
 

@@ -19,6 +19,7 @@ from .job import Job
 from .probing import ProbeResult
 from .provenance import device_name, git_commit, package_versions, peak_memory_mb
 from .results import MetricValues, ResultKey, ResultRecord, WeightsRecord
+from .sampledata import data_is_sample
 from .splits import Splits
 
 
@@ -67,7 +68,7 @@ def build_record(job: Job, key: ResultKey, token: str | None, weights: WeightsIn
         weights=WeightsRecord(**dataclasses.asdict(weights), label=weights.label), identity_token=token,
         task=card.slug, task_version=card.version, task_digest=card.digest(), tier=spec.tier,
         protocol=spec.protocol, seed=spec.seed, overrides=job.overrides, override_hash=key.override_hash,
-        sample_data=spec.sample, metric=metric_values(job, result), val_metric=result.val,
+        sample_data=data_is_sample(spec), metric=metric_values(job, result), val_metric=result.val,
         best_epoch=result.best_epoch, history=result.history,
         applicable_tasks=[c.slug for c in list_cards() if adapter.applicability(c) is None]
         + ([card.slug] if getattr(spec, "task_card", None) else []),

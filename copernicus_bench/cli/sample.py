@@ -26,11 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from copernicus_bench.tasks.sample import archives_for, generate_sample, resolve_tasks, sample_size_bytes
+    from copernicus_bench.sampledata import write_sample
+    from copernicus_bench.tasks.sample import archives_for, resolve_tasks, sample_size_bytes
 
     tasks = resolve_tasks(args.task)
     t0 = time.time()
-    root = generate_sample(args.out, tasks=tasks, per_split=args.per_split, seed=args.seed)
+    # capped at the released split sizes, disk checked, built under a temporary name, marked as sample data
+    root = write_sample(args.out, tasks=tasks, per_split=args.per_split, seed=args.seed)
     size = sample_size_bytes(root) / 1e6
     print(f"cbench sample: wrote {', '.join(archives_for(tasks))} in {time.time() - t0:.1f} s "
           f"({size:.1f} MB under the root)", file=sys.stderr)
