@@ -17,7 +17,7 @@ encoded once, and ``epochs`` of head training (3 × forward per train image) plu
 divided by the device's peak rate (``--peak-tflops``; known for common GPUs in bf16; on CPU a measured
 fp32 matmul rate). ``ratio = projected / floor`` (the goal on one GPU: ≤ 1.3 at half the bf16 peak).
 
-Scaling check: decode, cache write+read and head epoch time per image at N and 4N images (flat = linear).
+Scaling check: decode, cache write+read and head step time per image at N and 4N images (flat = linear).
 
     python benchmarks/paper_scale.py --n 4                       # CPU: a few minutes
     python benchmarks/paper_scale.py --n 64 --device cuda        # GPU (benchmarks/gpu_check.sh)
@@ -161,7 +161,7 @@ def measure(card, model: str, model_args: dict, n: int, device: torch.device, tm
     from copernicus_bench.features import CachedSource, autocast_for
     from copernicus_bench.input_cache import identity_pipeline
     from copernicus_bench.models_registry import create_model
-    from copernicus_bench.probing import build_head, train_probe
+    from copernicus_bench.probing import build_head
 
     m = Measured()
     adapter = create_model(model, seed=0, **model_args)
@@ -241,20 +241,38 @@ def measure(card, model: str, model_args: dict, n: int, device: torch.device, tm
         shutil.rmtree(tmp / f"cache{scale}", ignore_errors=True)
         shutil.rmtree(tmp / f"inputs{scale}", ignore_errors=True)
 
-    # head: one epoch of training + evaluation on the cached features (N and 4N for the scaling check)
+    # head: train steps (fwd + bwd + AdamW/SGD) and eval forwards on cached-feature batches, at N and 4N images
+    from copernicus_bench.probes.train_utils import make_optimizer, probe_loss
+    from copernicus_bench.probing import HeadRunner, _forward, _loss_target
+
     m.head_flops = head_forward_flops(card, encoder.embed_dim, grid)
-    for scale in (n, 4 * n) if not card.is_dense or device.type == "cuda" else (n,):
+    for scale in (n, 4 * n) if device.type == "cuda" or not card.is_dense else (n,):
         reps = scale // n
         names = [f"map{k}" for k in range(4)] if card.is_dense else ["pooled"]
         arrays = {nm: np.concatenate([f] * reps)[None] for nm, f in zip(names, feats)}
         arrays["target"] = np.concatenate([target] * reps)
         src = CachedSource(arrays, card, device)
         torch.manual_seed(0)
-        head = build_head(card, encoder.embed_dim, adapter.head)
-        res = train_probe(card, head, src, src, src, epochs=1, batch_size=head_batch, lr=card.probe.lr, seed=0,
-                          device=device, head_options=head_options)
-        # train_probe = 1 epoch (train + val) + final val + test: 1 train pass and 3 eval passes of `scale`
-        m.stage(f"head_epoch@{scale}").add(res.train_seconds, scale)
+        head = build_head(card, encoder.embed_dim, adapter.head).to(device)
+        run = HeadRunner(head, head_options, device)
+        params = [p for p in head.parameters() if p.requires_grad]
+        opt, _ = make_optimizer(card.probe, params, steps_per_epoch=max(scale // head_batch, 1), epochs=1,
+                                lr=card.probe.lr)
+        batches = list(src.train_batches(np.random.default_rng(0), head_batch, False))
+        head.train()
+        warm = [batches[0]] if device.type == "cuda" else []  # CUDA: one untimed warm-up step
+        for i, batch in enumerate(warm + batches, start=0 if warm else 1):
+            with timed(m.stage(f"head_train@{scale}") if i else Stage(), batch.target.shape[0], device):
+                main, aux = _forward(card, run, batch)
+                loss = probe_loss(card, main, aux, _loss_target(card, batch.target))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        head.eval()
+        with torch.no_grad():
+            for batch in batches:
+                with timed(m.stage(f"head_eval@{scale}"), batch.target.shape[0], device):
+                    _forward(card, run, batch)
     return m
 
 
@@ -268,9 +286,7 @@ def project(card, m: Measured, budget_gb: float, peak: float) -> dict[str, float
     dec = st["decode"].per_image + st["pipeline"].per_image
     enc = st["encode"].per_image
     cw, cr = st[f"cache_write@{n}"].per_image, st[f"cache_read@{n}"].per_image
-    # head_epoch@n covers 1 train pass + 3 eval passes over n images; eval ≈ 1/3 of a train step's FLOPs
-    head_unit = st[f"head_epoch@{n}"].per_image / (1 + 3 / 3)
-    head_train, head_eval = head_unit, head_unit / 3
+    head_train, head_eval = st[f"head_train@{n}"].per_image, st[f"head_eval@{n}"].per_image
     views = 4 * tr + va + te
     feat_total = m.feat_bytes * views
     out = {"mode": "cached"}
@@ -299,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak (default: known GPUs / CPU measured)")
     p.add_argument("--cache-budget", type=float, default=8.0, metavar="GB")
-    p.add_argument("--head-batch", type=int, default=None, help="head batch (default: the card's; CPU: 2)")
+    p.add_argument("--head-batch", type=int, default=None, help="head batch (default: the card's; CPU: 2 dense, N classification; BatchNorm needs >= 2)")
     p.add_argument("--head-precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the head")
     args = p.parse_args(argv)
@@ -319,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for slug in args.tasks.split(","):
             card = get_card(slug)
-            hb = args.head_batch or (card.probe.batch_size if device.type == "cuda" else 2)
+            hb = args.head_batch or (card.probe.batch_size if device.type == "cuda" else 2 if card.is_dense else max(2, args.n))
             t0 = time.perf_counter()
             m = measure(card, args.model, model_args, args.n, device, Path(tmp) / slug, hb, opts)
             pr = project(card, m, args.cache_budget, peak)
@@ -330,13 +346,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{card.split_sizes['test']}, {card.probe.epochs} epochs; measured in "
                   f"{time.perf_counter() - t0:.0f} s)")
             for name in ("decode", "pipeline", "encode", f"cache_write@{n}", f"cache_read@{n}",
-                         f"input_write@{n}", f"input_read@{n}", f"head_epoch@{n}"):
+                         f"input_write@{n}", f"input_read@{n}", f"head_train@{n}", f"head_eval@{n}"):
                 if name in st:
                     s = st[name]
                     print(f"  {name.split('@')[0]:12s} {1000 * s.per_image:9.2f} ms/img  ({1 / s.per_image:9.1f} img/s)")
             print(f"  encoder {m.enc_flops / 1e9:.1f} GFLOP/img, head fwd {m.head_flops / 1e9:.2f} GFLOP/img, "
                   f"features {m.feat_bytes / 2**20:.2f} MiB/view (all views {pr['feature_gb']:.1f} GiB: {pr['mode']})")
-            for stage in ("decode", "cache_write", "cache_read", "input_write", "input_read", "head_epoch"):
+            for stage in ("decode", "cache_write", "cache_read", "input_write", "input_read", "head_train"):
                 a, b = st.get(f"{stage}@{n}"), st.get(f"{stage}@{4 * n}")
                 if a and b:
                     print(f"  scaling {stage:12s} per image at N={n}: {1000 * a.per_image:8.2f} ms, "
