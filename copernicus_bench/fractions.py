@@ -243,3 +243,88 @@ class SubsetCachedSource:
         for start in range(0, len(self.indices), batch_size):
             idx = self.indices[start:start + batch_size]
             yield self.base._gather(np.zeros_like(idx), idx)
+
+
+def fraction_curves(results: Sequence) -> dict[str, dict[str, dict[float, list[float]]]]:
+    """task → series label → fraction → test metrics (``global``, one per seed), for every series that
+    has at least one result with a training fraction below 1 (its fraction-1 results join the curve)."""
+    import json
+
+    curves: dict[str, dict[str, dict[float, list[float]]]] = {}
+    for r in results:
+        overrides = dict(r.get("overrides") or {})
+        fraction = float(overrides.pop("train_fraction", 1.0))
+        overrides.pop("data", None)
+        rest = json.dumps(overrides, sort_keys=True, default=str) if overrides else ""
+        weights = (r.get("weights") or {}).get("label", "")
+        label = f"{r.get('model_display') or r.get('model')} [{r.get('protocol')}, {r.get('tier')}" + \
+            (f", {weights}" if weights and weights != "released" else "") + (f", {rest}" if rest else "") + "]"
+        value = (r.get("metric") or {}).get("global")
+        if value is None or not math.isfinite(float(value)):
+            continue
+        curves.setdefault(str(r.get("task")), {}).setdefault(label, {}).setdefault(fraction, []).append(float(value))
+    out: dict[str, dict[str, dict[float, list[float]]]] = {}
+    for task, series in curves.items():
+        kept = {k: v for k, v in series.items() if any(f < 1.0 for f in v)}
+        if kept:
+            out[task] = kept
+    return out
+
+
+def plot_fraction_curves(results_dir, out_dir) -> dict:
+    """``fractions.png`` (score vs training fraction, one panel per task) and ``fractions.csv`` in
+    ``out_dir`` when the results hold label-fraction runs; ``{}`` otherwise. Written atomically."""
+    import csv
+    import os
+    from pathlib import Path
+
+    from .results import load_results
+    from .tasks import get_card
+
+    curves = fraction_curves(load_results(results_dir))
+    if not curves:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    tasks = sorted(curves)
+    cols = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    table = []
+    for ax, task in zip(axes.flat, tasks):
+        try:
+            card = get_card(task)
+            ylabel = f"{card.metric} {'↑' if card.higher_is_better else '↓'}"
+        except Exception:  # noqa: BLE001 - a task card that is not installed: plot without its metric name
+            ylabel = "metric"
+        for label, points in sorted(curves[task].items()):
+            xs = sorted(points)
+            means = [float(np.mean(points[x])) for x in xs]
+            stds = [float(np.std(points[x], ddof=1)) if len(points[x]) > 1 else 0.0 for x in xs]
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+            table += [{"task": task, "series": label, "train_fraction": x, "mean": m, "std": s, "n": len(points[x])}
+                      for x, m, s in zip(xs, means, stds)]
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("training fraction")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    fig.tight_layout()
+    png, csv_path = out / "fractions.png", out / "fractions.csv"
+    tmp = out / ".fractions.png.tmp"
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, png)
+    tmp = out / ".fractions.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["task", "series", "train_fraction", "mean", "std", "n"])
+        writer.writeheader()
+        writer.writerows(table)
+    os.replace(tmp, csv_path)
+    return {"fractions_chart": png, "fractions_csv": csv_path}

@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
                               tolerance=tolerance, reported=not args.no_reported, reported_files=args.reported,
                               overlap=overlap, n_boot=args.bootstrap, boot_seed=args.bootstrap_seed)
     paths = write_leaderboard(lb, args.out, html=args.html)
+    from ..fractions import plot_fraction_curves  # score vs training fraction, when fractions exist
+
+    paths.update(plot_fraction_curves(args.results, args.out))
     for note in lb.notes:
         if note.startswith("**"):
             print(note.strip("*"), file=sys.stderr)
