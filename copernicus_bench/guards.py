@@ -87,8 +87,8 @@ def check_train_size(card: TaskCard, n_train: int) -> None:
     """The probes' BatchNorm layers need at least two values per channel in a training batch."""
     if n_train < 2:
         raise CbenchError(f"task {card.slug}, split train: {n_train} sample(s); the paper's probe (BatchNorm in "
-                          "its head) needs at least 2 training samples: list more in the train split file or "
-                          "raise --limit; no result was written")
+                          "its head) needs at least 2 training samples: list more in the train split file (and "
+                          "pass --limit of at least 2 if you gave a smaller one); no result was written")
 
 
 def check_labels(card: TaskCard, target: Any, where: str | Callable[[], str]) -> None:

@@ -186,6 +186,8 @@ class ResultRecord(_JsonView):
         "split_checksums": ((dict,), False), "versions": ((dict,), False), "git_commit": ((str,), True),
         "device": ((str,), True), "timings": ((dict,), False), "peak_memory_mb": ((int, float), True),
         "cache": ((dict,), False),
+        # issue 11: per-test-image outputs (file, sha256), cost figures, the adapter's model card
+        "per_sample": ((dict,), True), "cost": ((dict,), False), "model_card": ((dict,), True),
     }
 
     model: str
@@ -219,6 +221,9 @@ class ResultRecord(_JsonView):
     timings: dict[str, Any] = field(default_factory=dict)
     peak_memory_mb: float | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    per_sample: dict[str, Any] | None = None  # copernicus_bench.per_sample.write_per_sample's record
+    cost: dict[str, Any] = field(default_factory=dict)  # copernicus_bench.cost.cost_record
+    model_card: dict[str, Any] | None = None  # copernicus_bench.model_card.ModelCard.to_dict()
     extra: dict[str, Any] = field(default_factory=dict)
     #: the file it was read from (not written)
     path: str | None = None
@@ -342,6 +347,11 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write JSON to a temporary file in the same folder, fsync, then rename into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():  # a folder squatting the name: set aside, never block a redo
+        aside = path.with_name(f"{path.name}.unreadable-{os.getpid()}")
+        os.replace(path, aside)
+        warnings.warn(f"{path} was a folder, not a result file; moved it to {aside} and wrote the result",
+                      stacklevel=2)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -402,7 +412,11 @@ def load_results(results_dir: str | os.PathLike) -> list[ResultRecord]:
         raise CbenchError(f"results folder {root} does not exist; pass --results DIR with cbench run output")
     by_key: dict[ResultKey, ResultRecord] = {}
     for path in sorted(root.rglob("*.json")):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith("."):
+            continue
+        if not path.is_file():
+            warnings.warn(f"skipping {path}: a folder (or special file) named like a result, not a result "
+                          "file; remove or rename it", stacklevel=2)
             continue
         data = read_result(path)
         if data is None:
