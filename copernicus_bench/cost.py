@@ -10,10 +10,11 @@ Conventions (stated in the leaderboard's cost table):
   element-wise work is not in it;
 * **head GFLOPs per training step** — forward + loss + backward of a copy of the probe head on one batch of
   the training batch size (the optimizer step is not counted);
-* **encoder images/s** — images passed through the encoder divided by the encode time (reading included);
-  absent when every feature came from the cache;
-* **wall time** split into read (dataset ``__getitem__`` in this process; 0 with worker processes, whose
-  time lands in encode), encode and train, with the peak memory and the device name.
+* **encoder images/s** — up to 16 test images (already read) encoded as one batch after the FLOP-counting
+  pass has warmed up, divided by that wall time;
+* **wall time** split into read (dataset ``__getitem__`` in this process, the loaders' own resizing included;
+  None with ``--num-workers`` > 0, whose reads land in encode), encode (feature building less reading, or
+  on-the-fly encoding) and train (head epochs), with the peak memory and the device name.
 
 Figures compare only within one device type.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -74,34 +76,86 @@ def head_flops_per_step(card: TaskCard, head: nn.Module, batch: Any) -> int:
     return flops_of(step)
 
 
-class TimedDataset(Dataset):
-    """Wraps a dataset and adds the time spent in ``__getitem__`` (this process only) to ``seconds``."""
+class ReadTimer:
+    """Adds up the time the job's datasets spend in ``__getitem__`` (reading and the loader's own steps).
 
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
-        self.seconds = 0.0
+    Each dataset instance gets a subclass of its own class whose ``__getitem__`` is timed, so ``isinstance``
+    checks, attributes and cache keys are unchanged; :meth:`remove` restores the classes. Only in-process
+    reads are seen: with ``--num-workers`` > 0 the reads happen in workers and ``seconds`` is None.
+    """
 
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
+    def __init__(self, datasets: Iterable[Dataset], in_process: bool) -> None:
+        self._total = 0.0
+        self.in_process = in_process
+        self._patched: list[tuple[Dataset, type]] = []
+        if not in_process:
+            return
+        timer = self
+        for ds in datasets:
+            cls = type(ds)
 
-    def __getitem__(self, i: int) -> Any:
+            def timed(self_, i, _orig=cls.__getitem__):
+                t0 = time.perf_counter()
+                try:
+                    return _orig(self_, i)
+                finally:
+                    timer._total += time.perf_counter() - t0
+
+            ds.__class__ = type(cls.__name__, (cls,), {"__getitem__": timed, "__module__": cls.__module__})
+            self._patched.append((ds, cls))
+
+    @property
+    def seconds(self) -> float | None:
+        return self._total if self.in_process else None
+
+    def remove(self) -> None:
+        for ds, cls in self._patched:
+            ds.__class__ = cls
+        self._patched.clear()
+
+
+def measure_cost(job: Any, encoder: TaskEncoder, splits: Any, sources: dict[str, Any], timings: Any,
+                 read_s: float | None, reads_during_training: bool = False) -> dict[str, Any]:
+    """The result's ``cost`` block, measured after training (nothing here changes the result)."""
+    from .features import encode_batch
+    from .probing import build_head
+    from .provenance import device_name, peak_memory_mb
+
+    card, device = job.card, job.device
+    test = splits.datasets["test"]
+    items = [test[i] for i in range(min(len(test), 16))]
+    enc_flops = encoder_flops_per_image(encoder, job.pipeline, card, items[0], device)
+    images = torch.stack([it["image"] for it in items])
+    metas = torch.stack([it["meta"] for it in items])
+    with torch.no_grad():
         t0 = time.perf_counter()
-        try:
-            return self.base[i]
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-    def __getattr__(self, name: str) -> Any:  # split_files(), root, ... of the wrapped dataset
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
+        encode_batch(encoder, job.pipeline, card, images, metas, card.is_dense, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        enc_s = time.perf_counter() - t0
+    with torch.random.fork_rng(devices=[]):
+        head = build_head(card, encoder.embed_dim, job.adapter.head).to(device)
+    batch = next(iter(sources["test"].eval_batches(job.batch_size)))
+    head_flops = head_flops_per_step(card, head, batch)
+    return cost_record(encoder_params=count_parameters(encoder), head_params=count_parameters(head),
+                       encoder_flops=enc_flops, head_flops=head_flops, images_per_s=len(items) / enc_s,
+                       read_s=read_s, encode_s=timings.encode_s, train_s=timings.train_s, total_s=timings.total_s,
+                       reads_during_training=reads_during_training,
+                       peak_memory_mb=round(peak_memory_mb(device), 1), device=device_name(device),
+                       batch_size=job.batch_size, resolution=job.pipeline.resolution)
 
 
 def cost_record(*, encoder_params: int, head_params: int, encoder_flops: int | None, head_flops: int | None,
-                images_encoded: int, read_s: float, encode_s: float, train_s: float, total_s: float,
-                peak_memory_mb: float, device: str, batch_size: int, resolution: int) -> dict[str, Any]:
-    """The result's ``cost`` block (see the module docstring for each figure's convention)."""
-    ips = images_encoded / encode_s if images_encoded and encode_s > 0 else None
+                images_per_s: float | None, read_s: float | None, encode_s: float, train_s: float, total_s: float,
+                peak_memory_mb: float, device: str, batch_size: int, resolution: int,
+                reads_during_training: bool = False) -> dict[str, Any]:
+    """The result's ``cost`` block (see the module docstring for each figure's convention). Reads happen
+    while building cached features (taken out of encode) or, on the fly, during the epochs (out of train)."""
+    r = read_s or 0.0
+    if reads_during_training:
+        train_s = max(train_s - r, 0.0)
+    else:
+        encode_s = max(encode_s - r, 0.0)
     return {
         "version": COST_VERSION,
         "encoder_params": int(encoder_params),
@@ -110,10 +164,9 @@ def cost_record(*, encoder_params: int, head_params: int, encoder_flops: int | N
         "head_gflops_per_step": None if head_flops is None else head_flops / 1e9,
         "train_batch_size": int(batch_size),
         "resolution": int(resolution),
-        "images_encoded": int(images_encoded),
-        "encoder_images_per_s": ips,
-        "read_s": round(read_s, 3),
-        "encode_s": round(max(encode_s - read_s, 0.0), 3),
+        "encoder_images_per_s": images_per_s,
+        "read_s": None if read_s is None else round(read_s, 3),
+        "encode_s": round(encode_s, 3),
         "train_s": round(train_s, 3),
         "total_s": round(total_s, 3),
         "peak_memory_mb": peak_memory_mb,

@@ -46,6 +46,7 @@ from .job import (
 from .probing import ProbeResult
 from .progress_bar import progress_bar
 from .record import Timings, build_record
+from .result_extras import attach_extras, start_read_timer
 from .results import write_result
 from .sources import FEATURES_VERSION
 from .splits import load_splits, resolve_data_root
@@ -76,8 +77,14 @@ class RunSpec:
     batch_size: int | None = None
     epochs: int | None = None
     limit: int | None = None
-    num_workers: int = 0
+    num_workers: int | str = "auto"
     cache_budget_gb: float = 8.0
+    #: dense tasks over ``cache_budget_gb``: decoded inputs kept while they fit this (``--input-cache-budget``)
+    input_cache_gb: float = 64.0
+    #: head training precision: fp32 (paper-compatible default) or bf16 autocast (an override of the identity)
+    head_precision: str = "fp32"
+    #: ``torch.compile`` the probe head (recorded in the config, not the identity: same maths)
+    compile_head: bool = False
     cache_dtype: str = "float16"
     model_args: tuple[tuple[str, str], ...] = ()
     overwrite: bool = False
@@ -103,8 +110,14 @@ class RunSpec:
                 raise CbenchError(f"{option} {value!r} must be a positive integer")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise CbenchError(f"--seeds: {self.seed!r} is not a non-negative integer")
-        if self.num_workers < 0:
-            raise CbenchError(f"--num-workers {self.num_workers} must be 0 or more")
+        from .features import resolve_num_workers
+
+        try:
+            resolve_num_workers(self.num_workers)
+        except ValueError:
+            raise CbenchError(f"--num-workers {self.num_workers!r} must be an integer >= 0 or 'auto'") from None
+        if self.head_precision not in ("fp32", "bf16"):
+            raise CbenchError(f"--head-precision {self.head_precision!r} is unknown; use fp32 or bf16")
         if not self.cache_budget_gb >= 0:
             raise CbenchError(f"--cache-budget {self.cache_budget_gb} must be a non-negative number of GB")
         protocols.validate_spec(self)
@@ -161,12 +174,14 @@ def _run(spec: RunSpec, progress: bool) -> RunOutcome:
     if token is None and (done := finished_by_key(job, key)):
         return _skipped(spec, done)
     splits = load_splits(job, resolve_data_root(spec))
+    reads = start_read_timer(job, splits)
     sources, cache_info, encode_s = protocols.feature_sources(job, encoder, splits, progress)
     result, fly_s, protocol_extra = protocols.run_probe(job, encoder, sources, splits, progress)
     timings = Timings(encode_s=encode_s + fly_s, train_s=max(result.train_seconds - fly_s, 0.0),
                       total_s=time.perf_counter() - t_start)
     record = build_record(job, key, token, encoder.weights, splits, result, cache_info, timings)
     protocols.annotate(record, job, protocol_extra)
+    attach_extras(record, job, key, encoder, splits, sources, result, timings, reads, cache_info)
     path = write_result(job.out_dir, record)
     return RunOutcome(spec, "done", str(path), "ok", result.test["global"],
                       extra={"per_batch": result.test["per_batch"], "best_epoch": result.best_epoch})
@@ -185,14 +200,15 @@ def run_probe(job: Job, encoder: TaskEncoder, sources: dict[str, Any], progress:
     """Stage 7: train the paper's head; returns the result and the seconds spent encoding on the fly
     (counted as encoding, not head training)."""
     from .features import OnTheFlySource
-    from .probing import build_head, train_probe
+    from .probing import HeadOptions, build_head, train_probe
 
     torch.manual_seed(job.spec.seed)
     head = build_head(job.card, encoder.embed_dim, job.adapter.head)
     bar = progress_bar(job.epochs, f"{job.spec.model}/{job.card.slug} probe", progress, unit="epoch")
     result = train_probe(job.card, head, sources["train"], sources["val"], sources["test"], epochs=job.epochs,
                          batch_size=job.batch_size, lr=job.card.probe.lr, seed=job.spec.seed, device=job.device,
-                         on_epoch=lambda e, r: bar.update(1))
+                         on_epoch=lambda e, r: bar.update(1),
+                         head_options=HeadOptions(precision=job.spec.head_precision, compile=job.spec.compile_head))
     bar.close()
     if job.spec.save_head:  # the best-validation head (train_probe leaves it loaded)
         from .api import save_head
