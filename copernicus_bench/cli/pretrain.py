@@ -20,6 +20,27 @@ def _teacher_weights(text: str) -> dict[str, float]:
     return out
 
 
+# choices of the parity options (kept here so the parser needs no torch import)
+LOSS_PAIRINGS = ("consistent", "reference")
+STUDENT_FEATURES = ("reference", "normed-patch")
+AREA_MODES = ("fixed", "crop")
+S3_FIX_MODES = ("auto", "reference", "off")
+REFERENCE_CHOICES = {"meta_drop": 0.0, "loss_pairing": "reference", "student_feature": "reference",
+                     "area_mode": "fixed", "s3_band_fix": "reference", "oa21_nm": 1029.0}
+
+
+def parity_options(args: argparse.Namespace) -> dict:
+    """The parity fields of ``PretrainConfig`` from the flags: explicit flag > ``--reference`` > our default."""
+    out = {}
+    for key, ref in REFERENCE_CHOICES.items():
+        value = getattr(args, key, None)
+        if value is None and getattr(args, "reference", False):
+            value = ref
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
@@ -40,8 +61,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=None, metavar="N", help="default 5%% of --max-steps")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--mask-ratio", type=float, default=0.7)
-    p.add_argument("--meta-drop", type=float, default=0.7, metavar="P",
-                   help="probability to drop each metadata group (location, time, area) per step")
+    p.add_argument("--meta-drop", type=float, default=None, metavar="P",
+                   help="probability to drop each metadata group (location, time, area) per step (default 0.7, "
+                        "the paper's; the reference code's default is 0)")
+    p.add_argument("--reference", action="store_true",
+                   help="the reference code's choices (zhu-xlab/Copernicus-FM main_pretrain.py) wherever ours "
+                        "differ: --meta-drop 0 --loss-pairing reference --s3-band-fix reference --oa21-nm 1029 "
+                        "(explicit flags still win)")
+    p.add_argument("--loss-pairing", choices=LOSS_PAIRINGS, default=None,
+                   help="MAE target flattening: consistent (default) or reference ((i,j,c) target vs (c,i,j) "
+                        "prediction, the reference's mismatch)")
+    p.add_argument("--student-feature", choices=STUDENT_FEATURES, default=None,
+                   help="distillation student pooling: reference (default: un-normed mean of all tokens incl. "
+                        "CLS) or normed-patch")
+    p.add_argument("--area-mode", choices=AREA_MODES, default=None,
+                   help="patch-area metadata: fixed (default, (kernel·GSD)²) or crop (× crop area fraction)")
+    p.add_argument("--s3-band-fix", choices=S3_FIX_MODES, default=None,
+                   help="S3 Oa01/Oa10 ×1e-9: auto (default, only where stored ~1e9 too large), reference "
+                        "(always), off")
+    p.add_argument("--oa21-nm", type=float, default=None, metavar="NM",
+                   help="Oa21 centre wavelength (default 1020, ESA; the reference's pretraining uses 1029)")
     p.add_argument("--teacher-weights", type=_teacher_weights, default={}, metavar="NAME=W,...",
                    help="distillation weights (default dinov2=0.1,softcon_s2=0.2,softcon_s1=0.2; 0 = off). A "
                         "teacher is off when its weights are not in --weights-dir")
@@ -75,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
         raise CbenchError("--max-steps, --batch-size and --save-every must be ≥ 1")
     if not 0.0 <= args.mask_ratio < 1.0:
         raise CbenchError(f"--mask-ratio {args.mask_ratio}: must be in [0, 1)")
+    if args.meta_drop is not None and not 0.0 <= args.meta_drop <= 1.0:
+        raise CbenchError(f"--meta-drop {args.meta_drop}: must be in [0, 1]")
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     defaults = PretrainConfig().teacher_weights
     cfg = PretrainConfig(config=args.config, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                          base_lr=args.base_lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
-                         mask_ratio=args.mask_ratio, meta_drop=args.meta_drop, size_scale=args.size_scale,
-                         seed=args.seed, teacher_weights={**defaults, **args.teacher_weights})
+                         mask_ratio=args.mask_ratio, size_scale=args.size_scale, seed=args.seed,
+                         teacher_weights={**defaults, **args.teacher_weights}, **parity_options(args))
     summary = run_pretraining(args.shards, args.out, cfg, save_every=args.save_every, resume=args.resume,
                               init=args.init, weights_dir=args.weights_dir, var_embed=args.var_embed,
                               devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,

@@ -13,9 +13,12 @@ Wang et al., arXiv:2503.11849 §3.3 / released ``Copernicus-FM/src`` (shared/cop
   i.e. the *sum* over pixels, so a 4-px head would otherwise be 4× larger than a 16-px one and the shared
   variable head would fight between S5P (k 4) and DEM (k 64)).
 * ``norm_pix_loss``: targets normalised per patch (mean/var over the patch's channels and pixels); loss =
-  MSE on masked patches; averaged over modalities.
+  MSE on masked patches; averaged over modalities. Prediction and target are both flattened (c, i, j)
+  (``loss_pairing="consistent"``, default); ``"reference"`` flattens the target (i, j, c) as the reference's
+  ``patchify`` does while its decoder emits (c, i, j) — an upstream mismatch whenever C > 1, kept reproducible.
 * Distillation (conventions.md "Facts resolved"): S2 RGB (B4, B3, B2 of the normalised S2) through the
-  UNMASKED student, mean-pooled → ``student_proj`` → cosine with a frozen DINOv2 ViT-B/14's mean-pooled
+  UNMASKED student, pooled as the reference (``student_feature="reference"``: un-normed mean over all tokens,
+  CLS included; ``"normed-patch"``: mean of the final-normed patch tokens) → ``student_proj`` → cosine with a frozen DINOv2 ViT-B/14's mean-pooled
   last-layer patch tokens, weight 0.1; SoftCon ViT-B/14 teachers for S2 (13 bands) and S1 (2 bands), weight
   0.2. Teachers see the same pretraining-normalised input as the student. Each teacher is off when its
   weights are absent; :func:`load_teachers` reports which were used.
@@ -94,9 +97,21 @@ def patchify(x: Tensor, kernel: int) -> Tensor:
     return x.permute(0, 2, 4, 1, 3, 5).reshape(b, h * w, c, kernel, kernel)
 
 
-def mae_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = True) -> Tensor:
-    """MSE on masked patches; with ``norm_pix`` targets are normalised per patch (MAE, He et al. 2022)."""
+LOSS_PAIRINGS = ("consistent", "reference")
+STUDENT_FEATURES = ("reference", "normed-patch")
+
+
+def mae_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = True,
+             pairing: str = "consistent") -> Tensor:
+    """MSE on masked patches; with ``norm_pix`` targets are normalised per patch (MAE, He et al. 2022).
+
+    ``pred``/``target`` are (B, N, C, k, k). ``pairing="reference"`` flattens the target (k, k, C) — the
+    reference's ``patchify`` (``nchpwq->nhwpqc``) — against the prediction's (C, k, k)."""
+    if pairing not in LOSS_PAIRINGS:
+        raise ValueError(f"loss pairing {pairing!r}: choose one of {LOSS_PAIRINGS}")
     pred = pred.flatten(2).float()
+    if pairing == "reference":
+        target = target.permute(0, 1, 3, 4, 2)
     target = target.flatten(2).float()
     if norm_pix:
         mean = target.mean(dim=-1, keepdim=True)
@@ -229,12 +244,19 @@ class CopernicusFMMAE(nn.Module):
 
     def __init__(self, encoder: CopernicusFMViT, decoder_dim: int = 512, decoder_depth: int = 8,
                  decoder_heads: int = 16, mask_ratio: float = 0.7, norm_pix_loss: bool = True,
-                 teachers: Sequence[Teacher] = (), base_kernel: int = 16) -> None:
+                 teachers: Sequence[Teacher] = (), base_kernel: int = 16, loss_pairing: str = "consistent",
+                 student_feature: str = "reference") -> None:
         super().__init__()
+        if loss_pairing not in LOSS_PAIRINGS:
+            raise ValueError(f"loss_pairing {loss_pairing!r}: choose one of {LOSS_PAIRINGS}")
+        if student_feature not in STUDENT_FEATURES:
+            raise ValueError(f"student_feature {student_feature!r}: choose one of {STUDENT_FEATURES}")
         d = encoder.embed_dim
         self.encoder = encoder
         self.mask_ratio = mask_ratio
         self.norm_pix_loss = norm_pix_loss
+        self.loss_pairing = loss_pairing
+        self.student_feature = student_feature
         self.decoder_dim = decoder_dim
         self.norm = nn.LayerNorm(d, eps=1e-6)  # the MAE encoder's final norm (pretraining-only key "norm.*")
 
@@ -346,13 +368,17 @@ class CopernicusFMMAE(nn.Module):
             view.input_mode, k, mask_ratio=self.mask_ratio, generator=generator)
         latent = self.norm(latent)
         pred = self.forward_decoder(latent, ids_restore, view.meta, grid, band_embed, view.input_mode, k)
-        return mae_loss(pred, patchify(view.x, k), mask, self.norm_pix_loss)
+        return mae_loss(pred, patchify(view.x, k), mask, self.norm_pix_loss, self.loss_pairing)
 
     def pooled_student(self, x: Tensor, meta: Tensor, wavelengths: list[float] | None,
                        bandwidths: list[float] | None, kernel: int) -> Tensor:
-        """Unmasked student pass: mean of normed patch tokens (B, D)."""
+        """Unmasked student pass (B, D): ``reference`` = un-normed mean over every token incl. CLS (the
+        reference's ``forward_encoder`` skips its final norm at mask ratio 0, then ``AdaptiveAvgPool1d`` over
+        all tokens); ``normed-patch`` = mean of the final-normed patch tokens."""
         latent = self.encoder.forward_encoder(x, meta, wavelengths, bandwidths, None, "spectral", kernel,
                                               mask_ratio=0.0)[0]
+        if self.student_feature == "reference":
+            return latent.mean(dim=1)
         return self.norm(latent)[:, 1:].mean(dim=1)
 
     def distill_losses(self, batch: dict[str, Tensor], views: dict[str, View]) -> dict[str, Tensor]:

@@ -31,7 +31,7 @@ from torch import Tensor
 from ...errors import CbenchError
 from .mae import DECODER_CONFIGS, CopernicusFMMAE, Teacher, load_teachers
 from .model import build_model
-from .pretrain_data import MODALITIES, View, make_loader, scaled_modalities, step_views
+from .pretrain_data import MODALITIES, View, make_loader, scaled_modalities, step_views, with_oa21
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,14 @@ class PretrainConfig:
     warmup_steps: int | None = None  # default 5 % of max_steps
     weight_decay: float = 0.05
     mask_ratio: float = 0.7
-    meta_drop: float = 0.7
+    meta_drop: float = 0.7  # the paper's figure; the reference's --drop_prob defaults to 0 (README: M6)
     channel_subset_low: float = 0.75
+    # reference-parity choices (README "Facts and deviations", M1/M4/M8/M10/M11); defaults in brackets
+    loss_pairing: str = "consistent"  # [ours, self-consistent] | "reference" (target flattened (i,j,c))
+    student_feature: str = "reference"  # [un-normed mean of all tokens, as the reference] | "normed-patch"
+    area_mode: str = "fixed"  # [(kernel·GSD)², the reference's default] | "crop" (× crop area fraction)
+    s3_band_fix: str = "auto"  # [Oa01/Oa10 ×1e-9 where stored ~1e9 too large] | "reference" (always) | "off"
+    oa21_nm: float = 1020.0  # [ESA, the benchmark cards] | 1029 (the reference's pretraining table)
     norm_pix_loss: bool = True
     size_scale: float = 1.0  # < 1 only for CPU tests / quick checks
     seed: int = 0
@@ -95,10 +101,11 @@ class CopernicusFMPretrainModule(L.LightningModule):
         cfg = PretrainConfig(**cfg) if isinstance(cfg, dict) else cfg
         self.cfg = cfg
         self.save_hyperparameters({"cfg": asdict(cfg)})
-        self.modalities = scaled_modalities(cfg.size_scale)
+        self.modalities = with_oa21(scaled_modalities(cfg.size_scale), cfg.oa21_nm)
         encoder = build_model(cfg.config)
         self.mae = CopernicusFMMAE(encoder, mask_ratio=cfg.mask_ratio, norm_pix_loss=cfg.norm_pix_loss,
-                                   teachers=teachers or [], **DECODER_CONFIGS[cfg.config])
+                                   teachers=teachers or [], loss_pairing=cfg.loss_pairing,
+                                   student_feature=cfg.student_feature, **DECODER_CONFIGS[cfg.config])
         table = var_embeds or {}
         missing = [k for k in VARIABLE_KEYS if k not in table]
         if missing:
@@ -275,7 +282,9 @@ def run_pretraining(shards: str, out: str | os.PathLike, cfg: PretrainConfig, *,
                 "teacher_weights": {t.name: t.weight for t in teachers},
                 "random_var_embeddings": bool(var_info["random"]), "var_embed_sha256": var_info.get("sha256"),
                 "init": init, "mask_ratio": cfg.mask_ratio, "meta_drop": cfg.meta_drop,
-                "size_scale": cfg.size_scale}
+                "size_scale": cfg.size_scale, "loss_pairing": cfg.loss_pairing,
+                "student_feature": cfg.student_feature, "area_mode": cfg.area_mode,
+                "s3_band_fix": cfg.s3_band_fix, "oa21_nm": cfg.oa21_nm}
 
     trainer = build_trainer(out, cfg, save_every, devices, strategy, num_nodes, accelerator, log_every)
     cfg.world_size = trainer.world_size
@@ -288,7 +297,8 @@ def run_pretraining(shards: str, out: str | os.PathLike, cfg: PretrainConfig, *,
         print(f"cbench pretrain: initialised from {init} ({len(ignored)} keys ignored)", file=sys.stderr)
     if ckpt_path is not None:
         print(f"cbench pretrain: resuming from {ckpt_path}", file=sys.stderr)
-    loader = make_loader(shards, cfg.batch_size, module.modalities, seed=cfg.seed, num_workers=num_workers)
+    loader = make_loader(shards, cfg.batch_size, module.modalities, seed=cfg.seed, num_workers=num_workers,
+                         transform={"area_mode": cfg.area_mode, "s3_band_fix": cfg.s3_band_fix})
     trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     last = out / "checkpoints" / "last.ckpt"

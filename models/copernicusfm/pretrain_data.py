@@ -2,11 +2,14 @@
 
 Pipeline per sample (as the released ``main_pretrain.py`` describes it): keep grids with all 8 modalities,
 pick one random local S1/S2 patch and one random date per modality (torchgeo's ``CopernicusPretrain`` does
-exactly that, we reuse its mapping functions), then per modality normalise (pretraining stats: S2 L1C and S1
-mean/std, OLCI scale factors, S5P raw, DEM / 10000), RandomResizedCrop(scale 0.2–1) to the modality's size,
-random horizontal flip, and build metadata ``[lon, lat, days since 1970, patch-token area km²]`` from the
-json ids. The patch area follows the crop ("augarea"): a token covers ``kernel/size × crop side × tile
-extent`` km (released tiles: S1/S2 264 px × 10 m, S3 96 × 300 m, S5P 28 × ~1 km, DEM one 0.25° cell).
+exactly that, we reuse its mapping functions), then per modality, in the reference's order
+(``main_pretrain.py``): RandomResizedCrop(scale 0.2–1) to the modality's size, random horizontal flip,
+normalise (pretraining stats: S2 L1C and S1 mean/std, OLCI scale factors, S5P raw, DEM / 10000), NaN/±inf → 0
+(so a missing pixel is the band mean, never a far-off value), and build metadata
+``[lon, lat, days since 1970, patch-token area km²]`` from the json ids. DEM has no date: 2015-01-01, as the
+reference. The patch area is the reference's default (``scale_option=rawarea``): fixed ``(kernel × GSD)²``
+(S1/S2 0.0256, S3 5.76, S5P 16, DEM 3.6864 km²); ``area_mode="crop"`` scales it by the crop's area fraction
+(the reference's ``augarea``, without its centre shift). S3 Oa01/Oa10: see :func:`fix_s3_bands`.
 
 Per *step* (batch-level, in :func:`step_views`): random 75–100 % channel subsets for S2 and S3, and each
 metadata group (location, time, area) dropped with probability ``meta_drop`` (set to NaN for the whole batch,
@@ -51,6 +54,16 @@ S3_WAVELENGTHS = list(_S3.wavelengths_nm)
 S3_BANDWIDTHS = list(_S3.bandwidths_nm)
 OLCI_SCALE = list(_S3.normalization.scale_factors or ())
 DEM_SCALE = 1.0 / 10000.0
+# The reference pretraining wavelength of Oa21 (``engine_pretrain.py`` WV); ESA and the benchmark cards say 1020.
+REFERENCE_OA21_NM = 1029.0
+# DEM time metadata: the reference fixes it at 2015-01-01 (``reorganize_meta``, time_option=absolute).
+DEM_DAYS = float((date(2015, 1, 1) - date(1970, 1, 1)).days)
+# S3 bands the reference multiplies by 1e-9 before the OLCI scale factors (``sample_one_time_stamp``).
+S3_RESCALED_BANDS = (0, 9)  # Oa01, Oa10
+S3_RESCALE = 1e-9
+S3_RESCALE_ABOVE = 1e6  # |median| above this cannot be a 16-bit OLCI count (≤ 65535) nor a radiance
+S3_FIX_MODES = ("auto", "reference", "off")
+AREA_MODES = ("fixed", "crop")
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class Modality:
     member: str  # webdataset member suffix, e.g. ``s2_toa.pth``
     size: int
     kernel: int
-    extent_km: float  # side of the released tile in km (native px × pixel size), for the patch-area metadata
+    gsd_m: float  # ground sampling distance (m) of the model input, as the reference's GSD table
     input_mode: str = "spectral"
     wavelengths: tuple[float, ...] = ()
     bandwidths: tuple[float, ...] = ()
@@ -75,25 +88,41 @@ class Modality:
     def json_key(self) -> str:
         return self.member.removesuffix(".pth")
 
+    @property
+    def patch_area_km2(self) -> float:
+        """Area one token covers, ``(kernel × GSD)²`` in km² (the reference's ``AREA``)."""
+        return (self.kernel * self.gsd_m / 1000.0) ** 2
+
 
 MODALITIES: tuple[Modality, ...] = (
-    Modality("s1", "s1_grd.pth", 224, 16, 2.64, wavelengths=tuple(S1_WAVELENGTHS),
+    Modality("s1", "s1_grd.pth", 224, 16, 10.0, wavelengths=tuple(S1_WAVELENGTHS),
              bandwidths=tuple(S1_BANDWIDTHS), mean=tuple(S1_PRETRAIN_MEAN), std=tuple(S1_PRETRAIN_STD),
              has_patches=True),
-    Modality("s2", "s2_toa.pth", 224, 16, 2.64, wavelengths=tuple(S2_WAVELENGTHS),
+    Modality("s2", "s2_toa.pth", 224, 16, 10.0, wavelengths=tuple(S2_WAVELENGTHS),
              bandwidths=tuple(S2_BANDWIDTHS), mean=tuple(S2_PRETRAIN_MEAN), std=tuple(S2_PRETRAIN_STD),
              subset_channels=True, has_patches=True),
-    Modality("s3", "s3_olci.pth", 96, 8, 28.8, wavelengths=tuple(S3_WAVELENGTHS), bandwidths=tuple(S3_BANDWIDTHS),
+    Modality("s3", "s3_olci.pth", 96, 8, 300.0, wavelengths=tuple(S3_WAVELENGTHS), bandwidths=tuple(S3_BANDWIDTHS),
              scale=tuple(OLCI_SCALE), subset_channels=True),
-    Modality("s5p_co", "s5p_co.pth", 28, 4, 28.0, input_mode="variable"),
-    Modality("s5p_no2", "s5p_no2.pth", 28, 4, 28.0, input_mode="variable"),
-    Modality("s5p_o3", "s5p_o3.pth", 28, 4, 28.0, input_mode="variable"),
-    Modality("s5p_so2", "s5p_so2.pth", 28, 4, 28.0, input_mode="variable"),
-    Modality("dem", "dem.pth", 960, 64, 0.25 * 111.32, input_mode="variable", scale=(DEM_SCALE,)),
+    Modality("s5p_co", "s5p_co.pth", 28, 4, 1000.0, input_mode="variable"),
+    Modality("s5p_no2", "s5p_no2.pth", 28, 4, 1000.0, input_mode="variable"),
+    Modality("s5p_o3", "s5p_o3.pth", 28, 4, 1000.0, input_mode="variable"),
+    Modality("s5p_so2", "s5p_so2.pth", 28, 4, 1000.0, input_mode="variable"),
+    Modality("dem", "dem.pth", 960, 64, 30.0, input_mode="variable", scale=(DEM_SCALE,)),
 )
 MODALITY_BY_NAME = {m.name: m for m in MODALITIES}
 REQUIRED_MEMBERS = tuple(m.member for m in MODALITIES) + ("json",)
 META_GROUPS = {"location": (0, 1), "time": (2,), "area": (3,)}
+
+
+def with_oa21(modalities: tuple[Modality, ...], oa21_nm: float) -> tuple[Modality, ...]:
+    """The modalities with S3's Oa21 centred at ``oa21_nm`` (1020 = ESA / the cards; 1029 = the reference's
+    pretraining table)."""
+    out = []
+    for m in modalities:
+        if m.name == "s3" and m.wavelengths and m.wavelengths[-1] != oa21_nm:
+            m = Modality(**{**m.__dict__, "wavelengths": (*m.wavelengths[:-1], float(oa21_nm))})
+        out.append(m)
+    return tuple(out)
 
 
 def scaled_modalities(scale: float) -> tuple[Modality, ...]:
@@ -136,12 +165,26 @@ _LONLAT = re.compile(r"_(-?\d+(?:\.\d+)?)_(-?\d+(?:\.\d+)?)(?=$|/)")
 _DATE = re.compile(r"(\d{8})")
 
 
-def parse_id(sample_id: str) -> tuple[float, float, float]:
+def unwrap_id(ident: Any) -> str:
+    """One id string from a json entry. The released shards hold each id as a one-element list (their writer,
+    ``create_webdataset.py``, collated ids through a batch-1 DataLoader: after picking, ``{'s3_olci':
+    ['0772176_-96.00_44.00/20210127'], 'dem': ['0772176_-96.00_44.00']}``, the reference reads ``meta[key][0]``);
+    torchgeo's test fixture holds bare strings. Both are accepted."""
+    while isinstance(ident, list | tuple) and len(ident) == 1:
+        ident = ident[0]
+    if not isinstance(ident, str):
+        raise TypeError(f"id {ident!r} is not a string or a one-element list of one")
+    return ident
+
+
+def parse_id(sample_id: str | list) -> tuple[float, float, float]:
     """``[lon, lat, days since 1970]`` from a Copernicus-Pretrain id (NaN for what is not in it).
 
     Ids look like ``grid/patch_lon_lat/YYYYMMDD`` (S1/S2), ``grid_lon_lat/YYYYMMDD`` (S3/S5P), ``grid_lon_lat``
-    (DEM); the last ``_lon_lat`` pair is the patch (or grid-cell) centre.
+    (DEM); the last ``_lon_lat`` pair is the patch (or grid-cell) centre. A one-element list (the released
+    json) is unwrapped.
     """
+    sample_id = unwrap_id(sample_id)
     lon = lat = days = math.nan
     pairs = _LONLAT.findall(sample_id)
     if pairs:
@@ -160,14 +203,40 @@ def parse_id(sample_id: str) -> tuple[float, float, float]:
 # ---------------------------------------------------------------------------------------------------------
 # Per-sample processing.
 def normalise(x: torch.Tensor, mod: Modality) -> torch.Tensor:
-    """Pretraining normalisation (shared §2): mean/std for S1/S2, scale factors for S3 and DEM, raw S5P."""
-    x = torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    """Pretraining normalisation (shared §2): mean/std for S1/S2, scale factors for S3 and DEM, raw S5P; then
+    NaN/±inf → 0 *after* normalising, as the reference's ``RemoveOutlier`` (a missing S1 pixel is the band
+    mean, 0, not ``(0 − mean)/std`` = +2.39)."""
+    x = x.float()
     if mod.mean is not None:
         mean = torch.tensor(mod.mean).view(-1, 1, 1)
         std = torch.tensor(mod.std).view(-1, 1, 1)
         x = (x - mean) / std
     if mod.scale is not None:
         x = x * torch.tensor(mod.scale).view(-1, 1, 1)
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def fix_s3_bands(x: torch.Tensor, mode: str = "auto") -> torch.Tensor:
+    """The reference's S3 Oa01/Oa10 ×1e-9 (``main_pretrain.py``, before the OLCI scale factors), on raw (21,H,W).
+
+    ``reference`` always multiplies (the released model's pipeline); ``off`` never; ``auto`` (default) only a
+    band whose finite |values| have a median above 1e6 — impossible for OLCI data in its native units (16-bit
+    counts ≤ 65535, radiances < 10³), so shards holding those two bands ~1e9 too large (what the reference's
+    fix implies about the released shards) get exactly the reference's treatment, and shards in native units
+    (``cbench pretrain-sample``, torchgeo's fixture) keep Oa01/Oa10 instead of having them crushed to ~1e-5.
+    """
+    if mode not in S3_FIX_MODES:
+        raise CbenchError(f"s3_band_fix {mode!r}: unknown; choose one of {', '.join(S3_FIX_MODES)}")
+    if mode == "off":
+        return x
+    x = x.float().clone()
+    for b in S3_RESCALED_BANDS:
+        band = x[b]
+        if mode == "auto":
+            finite = band[torch.isfinite(band)].abs()
+            if finite.numel() == 0 or float(finite.median()) <= S3_RESCALE_ABOVE:
+                continue
+        x[b] = band * S3_RESCALE
     return x
 
 
@@ -215,18 +284,30 @@ def pick_one(sample: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         if x.ndim == 2:
             x = x[None]
         out[mod.name] = x
-        out["json"][mod.name] = str(ident)
+        out["json"][mod.name] = unwrap_id(ident)
     return out
 
 
 @dataclass
 class SampleTransform:
-    """Normalise, crop/resize/flip, and attach metadata for every modality of one picked sample."""
+    """Crop/resize/flip, normalise, zero NaN/inf, and attach metadata for every modality of one picked sample.
+
+    ``area_mode``: ``fixed`` (default, the reference's ``rawarea``) or ``crop`` (× crop area fraction, the
+    reference's ``augarea`` area); ``s3_band_fix``: see :func:`fix_s3_bands`.
+    """
 
     modalities: tuple[Modality, ...] = MODALITIES
     seed: int = 0
     crop_scale: tuple[float, float] = (0.2, 1.0)
+    area_mode: str = "fixed"
+    s3_band_fix: str = "auto"
     _rng: random.Random | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.area_mode not in AREA_MODES:
+            raise CbenchError(f"area_mode {self.area_mode!r}: unknown; choose one of {', '.join(AREA_MODES)}")
+        if self.s3_band_fix not in S3_FIX_MODES:
+            raise CbenchError(f"s3_band_fix {self.s3_band_fix!r}: unknown; choose one of {', '.join(S3_FIX_MODES)}")
 
     def rng(self) -> random.Random:
         if self._rng is None:
@@ -246,12 +327,16 @@ class SampleTransform:
                               "must line up per modality: remove or rebuild this shard") from None
         out: dict[str, Any] = {}
         for mod in self.modalities:
-            x = normalise(picked[mod.name], mod)
+            x = picked[mod.name].float()
+            if mod.name == "s3":
+                x = fix_s3_bands(x, self.s3_band_fix)
+            # the reference's order: crop → flip → normalise → NaN/inf → 0
             x, rel = random_resized_crop(x, mod.size, rng, scale=self.crop_scale)
+            x = normalise(x, mod)
             lon, lat, days = parse_id(picked["json"][mod.name])
-            # a token covers kernel/size of the crop, which covers rel of the tile's side (independent of
-            # how many pixels the stored tile has, so small sample shards get the released areas)
-            area = (mod.kernel / mod.size * rel * mod.extent_km) ** 2
+            if mod.name == "dem" and math.isnan(days):
+                days = DEM_DAYS
+            area = mod.patch_area_km2 * (rel * rel if self.area_mode == "crop" else 1.0)
             out[mod.name] = x
             out[f"meta_{mod.name}"] = torch.tensor([lon, lat, days, area], dtype=torch.float32)
         return out
@@ -334,7 +419,7 @@ def _shard_error(exn: Exception) -> bool:
 
 
 def make_dataset(shards: str | list[str], modalities: tuple[Modality, ...] = MODALITIES, seed: int = 0,
-                 shuffle: int = 16, resampled: bool = True):
+                 shuffle: int = 16, resampled: bool = True, transform: dict[str, Any] | None = None):
     """A webdataset pipeline over the shards yielding per-sample dicts (tensors per modality + meta).
 
     Members are decoded by :func:`decode_sample` only (weights-only), whatever ``WDS_PYTORCH_WEIGHTS_ONLY``
@@ -353,13 +438,14 @@ def make_dataset(shards: str | list[str], modalities: tuple[Modality, ...] = MOD
     if shuffle:
         ds = ds.shuffle(shuffle, rng=random.Random(seed))
     return ds.compose(lambda it: select_complete(it, urls)).map(decode_sample).map(
-        SampleTransform(modalities, seed=seed))
+        SampleTransform(modalities, seed=seed, **(transform or {})))
 
 
 def make_loader(shards: str | list[str], batch_size: int, modalities: tuple[Modality, ...] = MODALITIES,
-                seed: int = 0, num_workers: int = 0):
-    """An infinite DataLoader of collated batches (the trainer stops at ``max_steps``)."""
-    ds = make_dataset(shards, modalities, seed=seed)
+                seed: int = 0, num_workers: int = 0, transform: dict[str, Any] | None = None):
+    """An infinite DataLoader of collated batches (the trainer stops at ``max_steps``); ``transform`` holds
+    :class:`SampleTransform` options (``area_mode``, ``s3_band_fix``)."""
+    ds = make_dataset(shards, modalities, seed=seed, transform=transform)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
                                        persistent_workers=num_workers > 0, drop_last=True)
 

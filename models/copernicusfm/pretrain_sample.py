@@ -1,9 +1,9 @@
 """Write tiny Copernicus-Pretrain WebDataset shards (shared/copernicus-bench.md §9) for tests and demos.
 
-Members, dtypes, axis layout, json ids and shard names are those of the release (``example-000000.tar`` …);
-one sample per 0.25° grid cell keyed by a 7-digit grid number. Spatial sizes are smaller than the release by
-default (S1/S2 66 px instead of 264, S3 24 instead of 96, DEM 120 instead of 960; S5P 28 as released) so a
-shard is a few MB: torchgeo's ``CopernicusPretrain`` reader does not look at spatial sizes, and the
+Members, dtypes, axis layout, json ids (each a one-element list, as released) and shard names are those of
+the release (``example-000000.tar`` …); one sample per 0.25° grid cell keyed by a 7-digit grid number.
+Spatial sizes are smaller than the release by default (S1/S2 66 px instead of 264, S3 24 instead of 96, DEM
+120 instead of 960; S5P 28 as released) so a shard is a few MB: torchgeo's ``CopernicusPretrain`` reader does not look at spatial sizes, and the
 pretraining pipeline random-resized-crops every modality to its model size anyway. ``full_size=True``
 writes the released sizes (≈ 7 MB per grid and date).
 
@@ -73,12 +73,14 @@ def make_grid_sample(grid_num: int, gen: torch.Generator, rng: random.Random, pa
         plon = lon - 0.125 + 0.25 * (p + 0.5) / P
         plat = lat - 0.125 + 0.25 * (p + 0.5) / P
         patch_ids.append(f"{grid_num * 10 + p:07d}_{plon:.2f}_{plat:.2f}")
+    # every id is a one-element list, as in the released shards (their writer collated the ids through a
+    # batch-1 DataLoader; the reference reads meta[key][0] and meta['dem'][0][0])
     ids: dict = {}
     for key in ("s1_grd", "s2_toa"):
-        ids[key] = [[f"{gid}/{pid}/{_date(rng)}" for _ in range(T)] for pid in patch_ids]
+        ids[key] = [[[f"{gid}/{pid}/{_date(rng)}"] for _ in range(T)] for pid in patch_ids]
     for key in ("s3_olci", "s5p_co", "s5p_no2", "s5p_o3", "s5p_so2"):
-        ids[key] = [f"{grid_ident}/{_date(rng)}" for _ in range(T)]
-    ids["dem"] = [grid_ident]
+        ids[key] = [[f"{grid_ident}/{_date(rng)}"] for _ in range(T)]
+    ids["dem"] = [[grid_ident]]
     out["json"] = json.dumps(ids).encode()
     return out
 
