@@ -74,6 +74,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="keyword arguments for the model factory, e.g. config=tiny,random_init=true")
     p.add_argument("--out", default="results", help="results folder (default ./results)")
     p.add_argument("--overwrite", action="store_true", help="redo results that already exist")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the jobs, which are done, and a rough time and disk estimate; run nothing")
 
 
 def add_parser(sub) -> None:
@@ -100,6 +102,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import paths
+    from ..dryrun import check_writable, dry_run
     from ..models_registry import MODELS
     from ..registry import closest
     from ..results import ensure_writable
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise CbenchError("--task: required (a slug, a list or 'all'), or give --task-card FILE for your own task")
     else:
         cards = resolve_tasks(args.task)
-    ensure_writable(args.out)
+    check_writable(args.out)  # a refused command creates no folder: the runner creates --out when a job runs
     from ..provenance import resolve_device
 
     resolve_device(args.device)  # --device cuda without CUDA: one line before any job starts
@@ -161,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sample:
         print("cbench: using the built-in generated sample: the numbers say nothing about the models",
               file=sys.stderr)
+    if getattr(args, "dry_run", False):
+        return dry_run(specs)
     outcomes = _launch(specs, args)
     _summary(outcomes)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
