@@ -105,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     from ..dryrun import check_writable, dry_run
     from ..models_registry import MODELS
     from ..registry import closest
-    from ..results import ensure_writable
     from ..runner import expand_grid, make_adapter
     from ..tasks import resolve_tasks
 
