@@ -61,3 +61,25 @@ def test_editing_the_plugin_forward_gives_a_new_result_and_new_features(tmp_path
     new = record["versions"]["adapter_code"]
     assert new["module"] == "h16_edit_plugin" and new["hash"] != old_hash and len(new["source_sha256"]) == 64
     assert record["cache"]["hits"] == {"train": False, "val": False, "test": False}  # features re-encoded
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    from copernicus_bench.cli import main
+
+    monkeypatch.setenv("CBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    args = ["run", "--model", "random", "--task", "eurosat-s1,dfc2020-s1", "--sample", "--tier", "smoke",
+            "--model-args", "config=tiny", "--out", str(out), "--dry-run"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "eurosat-s1" in err and "dfc2020-s1" in err and "2 to run" in err and "nothing was run" in err
+    assert not out.exists() and not (tmp_path / "cache").exists()  # no folder, no feature, no result
+
+
+def test_refused_command_creates_no_folder(tmp_path):
+    from copernicus_bench.cli import main
+
+    out = tmp_path / "results"
+    assert main(["run", "--model", "random", "--task", "eurosat-s1", "--data-root", str(tmp_path / "nope"),
+                 "--out", str(out)]) != 0
+    assert not out.exists()
