@@ -96,12 +96,14 @@ def peak_flops(device: torch.device, given: float | None) -> tuple[float, str]:
             if key in name:
                 return tf * 1e12, f"{tf:g} TFLOP/s (bf16 dense peak of {name})"
         sys.exit(f"paper_scale: peak rate of '{name}' unknown; pass --peak-tflops")
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
-    t0, reps = time.perf_counter(), 8
-    for _ in range(reps):
+    best = float("inf")
+    for _ in range(5):  # the best of 5: a shared, loaded machine only ever slows a run down
+        t0 = time.perf_counter()
         a @ b
-    rate = 2 * 1024**3 * reps / (time.perf_counter() - t0)
+        best = min(best, time.perf_counter() - t0)
+    rate = 2 * 2048**3 / best
     return rate, f"{rate / 1e9:.0f} GFLOP/s (measured fp32 matmul on this CPU, {torch.get_num_threads()} threads)"
 
 
