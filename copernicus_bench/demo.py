@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .runner import RunOutcome, RunSpec
 
-DEMO_LIMIT = 4  # samples per split: enough to run every step, small enough for ~10 min on 2 CPU cores
+DEMO_LIMIT = 4  # samples per split: enough to run every step (BatchNorm needs > 1), small enough for minutes
+DEMO_EPOCHS = 1  # one probe epoch runs every step (train, validate, select, test); a second one means nothing
+DEMO_N_BOOT = 0  # no bootstrap CIs: 4 test samples make them meaningless, and they cost half a minute
 BANNER = ("DEMO on a GENERATED SAMPLE of all 15 tasks: the numbers below mean nothing about the models; "
           "they only show that every model's whole path runs.")
 
@@ -79,11 +81,11 @@ def plan_model(name: str, weights_dir: str, cards: list) -> DemoPlan:
 
 
 def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress: bool = True,
-             cache_dir: str | None = None, launcher: str = "local", limit: int | None = DEMO_LIMIT) -> DemoReport:
+             cache_dir: str | None = None, launcher: str = "local", limit: int | None = DEMO_LIMIT,
+             epochs: int | None = DEMO_EPOCHS, progress_mode: str | None = None) -> DemoReport:
     """Generate the sample, run every (model, applicable task) on it, write results + leaderboard."""
     from . import paths
     from .errors import CbenchError
-    from .launchers import launch
     from .leaderboard import build_leaderboard, markdown_table, summary_markdown, write_leaderboard
     from .models_registry import list_models
     from .results import ensure_writable, load_results
@@ -112,12 +114,13 @@ def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress
     for p in plans:
         say(f"cbench demo: {p.model}: {len(p.tasks)} task(s), weights {p.weights} ({p.note})")
         specs += [RunSpec(model=p.model, task=t, seed=0, tier="smoke", sample=True, out_dir=str(results_dir),
-                          weights_dir=weights_dir, cache_dir=cache_dir, model_args=p.model_args, limit=limit)
+                          weights_dir=weights_dir, cache_dir=cache_dir, model_args=p.model_args, limit=limit,
+                          epochs=epochs)
                   for t in p.tasks]
     report = DemoReport(out=out, results_dir=results_dir, leaderboard_dir=lb_dir, plans=plans)
-    report.outcomes = launch(specs, launcher=launcher, progress=progress)
+    report.outcomes = _launch_with_eta(specs, launcher, progress, progress_mode, say)
 
-    lb = build_leaderboard(load_results(ensure_writable(results_dir)), cards)
+    lb = build_leaderboard(load_results(ensure_writable(results_dir)), cards, n_boot=DEMO_N_BOOT)
     write_leaderboard(lb, lb_dir)
     report.seconds = time.perf_counter() - t0
     if progress:
@@ -131,3 +134,46 @@ def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress
     for o in report.failed:
         say(f"cbench demo: FAILED {o.spec.model} {o.spec.task}: {o.message}")
     return report
+
+
+def job_estimates(specs: list[RunSpec]) -> list[float]:
+    """Rough seconds per job (:func:`copernicus_bench.progress.estimate_seconds`)."""
+    from .progress import estimate_seconds
+    from .tasks import get_card
+
+    out = []
+    for s in specs:
+        card = get_card(s.task)
+        out.append(estimate_seconds("dense" if card.is_dense else "classification", s.tier, s.limit, s.epochs,
+                                    num_dates=card.num_dates))
+    return out
+
+
+def _launch_with_eta(specs: list[RunSpec], launcher: str, progress: bool, mode: str | None, say) -> list[RunOutcome]:
+    """The plan (jobs per model, estimated time) first, then an overall bar with an ETA after every job."""
+    from collections import Counter
+
+    from .launchers import launch
+    from .progress import SweepProgress, default_mode, fmt_seconds
+    from .runner import run_one
+
+    estimates = job_estimates(specs)
+    per_model = Counter(s.model for s in specs)
+    say("cbench demo: plan: " + ", ".join(f"{m} {n} job(s)" for m, n in per_model.items())
+        + f"; {len(specs)} job(s), estimated {fmt_seconds(sum(estimates))} on 2 CPU cores (the ETA corrects "
+          "itself as jobs finish)")
+    mode = mode or (default_mode() if progress else "quiet")
+    if launcher != "local" or mode == "quiet":
+        return launch(specs, launcher=launcher, progress=progress)
+    sweep = SweepProgress(estimates, mode=mode, label="cbench demo")
+    sweep.start()
+
+    def run_fn(spec: RunSpec) -> RunOutcome:
+        outcome = run_one(spec, progress=progress and mode == "bar")
+        sweep.finished(outcome)
+        return outcome
+
+    try:
+        return launch(specs, launcher="local", progress=False, run_fn=run_fn)
+    finally:
+        sweep.close()

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 PIPELINE_VERSION = "1"
 Tier = Literal["full", "smoke"]
 SMOKE_MAX_RESOLUTION = 64
+#: Smoke tier: at most this many tokens per side (only AQ's 4-px kernel reaches it: 32 px instead of 56, so
+#: its UPerNet runs at 32² instead of 56², a third of the cost; every other task stays near 64 px).
+SMOKE_MAX_TOKENS = 8
 HeadKind = Literal["ln-bn-linear", "linear"]
 
 
@@ -114,10 +117,11 @@ def default_pipeline(card: TaskCard, tier: Tier, patch_multiple: int | None = No
 
 
 def tier_resolution(resolution: int, tier: Tier, patch: int) -> int:
-    """Full tier: ``resolution``. Smoke tier: capped near 64 px, rounded to a multiple of ``patch``."""
+    """Full tier: ``resolution``. Smoke tier: capped near 64 px and at ``SMOKE_MAX_TOKENS`` patches per side,
+    rounded to a multiple of ``patch``."""
     if tier == "full":
         return resolution
-    capped = min(resolution, SMOKE_MAX_RESOLUTION)
+    capped = min(resolution, SMOKE_MAX_RESOLUTION, SMOKE_MAX_TOKENS * patch)
     return max(patch, int(round(capped / patch)) * patch)
 
 

@@ -118,3 +118,30 @@ def test_weights_download_cli_offline_names_every_file(tmp_path, monkeypatch, ca
     assert checkpoint.SPEC.primary in err and varembed.SPEC.primary in err and "again to resume" in err
     assert main(["weights", "download", "--model", "random", "--weights-dir", str(tmp_path)]) == 0
     assert "needs no weights files" in capsys.readouterr().err
+
+
+def test_smoke_caps_the_token_grid_only_where_it_is_large():
+    from copernicus_bench.encoder import tier_resolution
+
+    assert tier_resolution(56, "smoke", 4) == 32  # AQ: 8×8 tokens instead of 14×14
+    assert tier_resolution(224, "smoke", 16) == 64 and tier_resolution(288, "smoke", 8) == 64
+    assert tier_resolution(120, "smoke", 8) == 64 and tier_resolution(56, "full", 4) == 56
+
+
+def test_sweep_progress_json_lines_and_eta_correction():
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from copernicus_bench.progress import SweepProgress
+
+    stream = io.StringIO()
+    sweep = SweepProgress([10.0, 10.0, 20.0], mode="json", stream=stream)
+    sweep.start()
+    spec = SimpleNamespace(model="m", task="t", seed=0)
+    sweep.finished(SimpleNamespace(spec=spec, status="done", metric=0.5, message="ok"))
+    assert sweep.eta(5.0) == 15.0  # the first job took half its estimate: the rest (30 s) is halved
+    sweep.close()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["start", "job", "end"]
+    assert events[0]["estimate_s"] == 40.0 and events[1]["index"] == 1 and events[1]["status"] == "done"

@@ -17,11 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="A,B", help="only these models (default: every installed model, see 'cbench models')")
     p.add_argument("--launcher", choices=("local", "ray"), default="local",
                    help="run the jobs in this process (default) or as Ray tasks on a local Ray instance")
+    p.add_argument("--progress", choices=("bar", "lines", "json", "quiet"), default=None,
+                   help="overall progress: bar (terminal default), lines (default otherwise), json lines, quiet")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    report = run_demo(out=args.out, models=args.models, launcher=args.launcher)
+    report = run_demo(out=args.out, models=args.models, launcher=args.launcher, progress_mode=args.progress)
     return 1 if report.failed else 0
