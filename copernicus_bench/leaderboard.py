@@ -593,7 +593,7 @@ def cell_text(cell: Cell, markdown: bool = True, compare: bool = False) -> str:
     text = fmt(cell.mean) if cell.std is None else f"{fmt(cell.mean)} ± {fmt(cell.std)}"
     if markdown and cell.best:
         text = f"**{text}**"
-    if cell.reported_std is None and cell.provenance and "reported" in cell.provenance[0]:
+    if cell.provenance and "reported" in cell.provenance[0]:  # a published number: no seed count of ours
         text += " (no std)" if cell.std is None else ""
     else:
         text += f" (n={cell.n})"
@@ -659,8 +659,8 @@ def summary_markdown(lb: Leaderboard) -> str:
             rank = s.mean_rank.get(cid)
             score = s.norm_score.get(cid)
             iqm = s.iqm.get(cid)
-            iqm_text = MISSING if iqm is None else fmt(iqm)
-            if cid in s.iqm_ci:
+            iqm_text = MISSING if iqm is None or math.isnan(iqm) else fmt(iqm)
+            if cid in s.iqm_ci and iqm_text != MISSING:
                 iqm_text += f" [{fmt(s.iqm_ci[cid][0])}, {fmt(s.iqm_ci[cid][1])}]"
             iv = s.rank_interval.get(cid)
             iv_text = MISSING if iv is None else (f"{iv[0]}" if iv[0] == iv[1] else f"{iv[0]}–{iv[1]}")
@@ -887,7 +887,18 @@ EXTRA_WRITERS: list[Callable[[Leaderboard, Path], dict[str, Path]]] = []
 
 def write_leaderboard(lb: Leaderboard, out_dir: str | Path, html: bool = False) -> dict[str, Path]:
     """``README.md``, ``leaderboard.csv``, ``leaderboard.json``, ``leaderboard.eee.json``, ``costs.csv`` and
-    ``scores.png`` in ``out_dir``; with ``html`` also the self-contained ``index.html``."""
+    ``scores.png`` in ``out_dir``; with ``html`` also the self-contained ``index.html``. Written as a set:
+    when any file fails (e.g. a full disk), the previous set stays (:mod:`copernicus_bench.atomicset`)."""
+    from .atomicset import restage, staged_files
+    from .results import ensure_writable
+
+    final = ensure_writable(out_dir)
+    with staged_files(final) as stage:
+        paths = _write_leaderboard_files(lb, stage, html)
+    return restage(paths, stage, final)
+
+
+def _write_leaderboard_files(lb: Leaderboard, out_dir: str | Path, html: bool = False) -> dict[str, Path]:
     from .export import export_records
     from .results import atomic_write_json, ensure_writable
 

@@ -49,3 +49,31 @@ def test_a_corrupt_file_under_the_jobs_identity_is_overwritten(tmp_path: Path) -
     assert json.loads(target.read_text()) == {"redone": True}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left
     assert os.stat(target).st_size > 0
+
+
+def test_leaderboard_files_are_written_as_a_set(tmp_path: Path, monkeypatch) -> None:
+    from copernicus_bench import leaderboard as lb_mod
+    from copernicus_bench.atomicset import staged_files
+
+    out = tmp_path / "lb"
+    out.mkdir()
+    (out / "README.md").write_text("old table")
+    (out / "scores.png").write_bytes(b"old chart")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device", str(out / "leaderboard.csv"))
+
+    monkeypatch.setattr(lb_mod, "csv_rows", disk_full)  # the second file fails, after README.md was written
+    board = lb_mod.Leaderboard.__new__(lb_mod.Leaderboard)
+    monkeypatch.setattr(lb_mod, "render_markdown", lambda lb: "NEW table")
+    with pytest.raises(OSError):
+        lb_mod.write_leaderboard(board, out)
+    assert (out / "README.md").read_text() == "old table"  # no new README beside a missing chart
+    assert (out / "scores.png").read_bytes() == b"old chart"
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]
+
+    with staged_files(out) as stage:  # and a successful set replaces the old one
+        (stage / "README.md").write_text("new")
+        (stage / "sub").mkdir()
+        (stage / "sub" / "x.csv").write_text("1")
+    assert (out / "README.md").read_text() == "new" and (out / "sub" / "x.csv").read_text() == "1"
