@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from torchgeo.models.croma import CROMA
 
 from copernicus_bench.encoder import (
     EncoderOutput,
@@ -48,6 +47,8 @@ from copernicus_bench.weights import WeightsSpec
 from .common import S1_2, S2_12, FrozenEncoder, PretrainedAdapter, band_slots, block_indices, load_checked
 
 if TYPE_CHECKING:
+    from torchgeo.models.croma import CROMA
+
     from copernicus_bench.cards import TaskCard
 
 PATCH = 8
@@ -176,6 +177,8 @@ class CROMAAdapter(PretrainedAdapter):
         return (self.modality(card), pipeline.resolution)
 
     def make_module(self, card: TaskCard, pipeline: InputPipeline) -> CROMA:
+        from torchgeo.models.croma import CROMA  # lazy: listing models must not import torchgeo
+
         res = pipeline.resolution
         if res % PATCH:
             raise CbenchError(f"croma: resolution {res} is not a multiple of {PATCH}")
@@ -200,6 +203,8 @@ class CROMAAdapter(PretrainedAdapter):
 
     def make_encoder(self, module: nn.Module, card: TaskCard, pipeline: InputPipeline,
                      weights: WeightsInfo) -> CROMAEncoder:
+        from torchgeo.models.croma import CROMA
+
         assert isinstance(module, CROMA)
         return CROMAEncoder(module, self.modality(card), weights)
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchgeo.models.dofa import DOFA
 
 from copernicus_bench.encoder import (
     EncoderOutput,
@@ -43,6 +42,8 @@ from copernicus_bench.weights import WeightsSpec
 from .common import FrozenEncoder, PretrainedAdapter, block_indices, load_checked
 
 if TYPE_CHECKING:
+    from torchgeo.models.dofa import DOFA
+
     from copernicus_bench.cards import TaskCard
 
 PATCH = 16
@@ -178,6 +179,8 @@ class DOFAAdapter(PretrainedAdapter):
         return (pipeline.resolution,)
 
     def make_module(self, card: TaskCard, pipeline: InputPipeline) -> DOFA:
+        from torchgeo.models.dofa import DOFA  # lazy: listing models must not import torchgeo
+
         grid = token_grid(pipeline.resolution)
         model = DOFA(img_size=grid * PATCH, patch_size=PATCH, num_classes=0, global_pool=True, **self.arch)
         with torch.no_grad():
@@ -192,6 +195,8 @@ class DOFAAdapter(PretrainedAdapter):
 
     def make_encoder(self, module: nn.Module, card: TaskCard, pipeline: InputPipeline,
                      weights: WeightsInfo) -> DOFAEncoder:
+        from torchgeo.models.dofa import DOFA
+
         assert isinstance(module, DOFA)
         return DOFAEncoder(module, dofa_wavelengths_um(card, pipeline), weights)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
 from copernicus_bench.encoder import (
@@ -40,6 +39,8 @@ from copernicus_bench.errors import CbenchError
 from .common import FrozenEncoder, block_indices, seeded, timm_vit_tokens
 
 if TYPE_CHECKING:
+    from timm.models.vision_transformer import VisionTransformer
+
     from copernicus_bench.cards import TaskCard
 
 CONFIGS: dict[str, dict[str, int]] = {
@@ -106,6 +107,8 @@ class RandomViTAdapter(EncoderAdapter):
                               f"(task {card.slug}); fix the pipeline")
         key = (res, patch, chans, int(seed))
         if key not in self._modules:
+            from timm.models.vision_transformer import VisionTransformer  # lazy: listing imports no timm
+
             vit = seeded(int(seed), lambda: VisionTransformer(
                 img_size=res, patch_size=patch, in_chans=chans, num_classes=0, global_pool="avg",
                 **self.arch))

@@ -36,7 +36,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -218,6 +217,8 @@ class SoftConAdapter(PretrainedAdapter):
         return (pipeline.resolution, pipeline.num_channels)
 
     def make_module(self, card: TaskCard, pipeline: InputPipeline) -> nn.Module:
+        import timm  # lazy: listing models imports no timm
+
         return timm.create_model(
             "vit_base_patch14_dinov2", pretrained=False, img_size=pipeline.resolution,
             in_chans=pipeline.num_channels, num_classes=0, init_values=1e-5, **self.arch)

@@ -166,3 +166,16 @@ def test_cbench_tasks_imports_neither_torch_nor_torchgeo(tmp_path):
                           env={**__import__("os").environ, "CBENCH_DATA_ROOT": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv", [["models"], ["models", "--card", "copernicus-fm"], ["models", "--card", "croma"],
+                                  ["models", "--card", "dofa"]])
+def test_cbench_models_imports_neither_torchgeo_nor_timm(tmp_path, argv):
+    """Listing models (names, descriptions, applicability, weights status, cards) builds no network."""
+    code = (f"import sys; from copernicus_bench.cli import main; main({argv!r}); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchgeo', 'timm'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "CBENCH_WEIGHTS_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(proc.stdout.strip().splitlines()) > 3  # the table or the card was printed
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

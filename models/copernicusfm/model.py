@@ -24,10 +24,10 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer import Block
 from torch import Tensor, nn
-from torchgeo.models.copernicusfm import FourierExpansion, resize_abs_pos_embed
-from torchgeo.models.dofa import FCResLayer, TransformerWeightGenerator
+
+# torchgeo and timm are imported inside the constructors and ``embed`` only, so that listing models
+# (``cbench models``) and reading this module's constants import neither.
 
 InputMode = Literal["spectral", "variable"]
 MetaNanMode = Literal["sample", "batch"]
@@ -98,6 +98,9 @@ class HyperPatchEmbed(nn.Module):
 
     def __init__(self, mode: InputMode, embed_dim: int, kernel_size: int = 16, hyper_dim: int = 128,
                  language_dim: int = LANGUAGE_DIM) -> None:
+        from torchgeo.models.copernicusfm import FourierExpansion
+        from torchgeo.models.dofa import FCResLayer, TransformerWeightGenerator
+
         super().__init__()
         self.mode = mode
         self.embed_dim = embed_dim
@@ -189,6 +192,9 @@ class CopernicusFMViT(nn.Module):
     def __init__(self, img_size: int = 224, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, hyper_dim: int = 128, norm_eps: float = 1e-6,
                  meta_nan_mode: MetaNanMode = "sample") -> None:
+        from timm.models.vision_transformer import Block
+        from torchgeo.models.copernicusfm import FourierExpansion
+
         super().__init__()
         if meta_nan_mode not in ("sample", "batch"):
             raise ValueError(f"meta_nan_mode must be 'sample' or 'batch', got {meta_nan_mode!r}")
@@ -299,6 +305,8 @@ class CopernicusFMViT(nn.Module):
             tokens, waves, grid = self.patch_embed_variable(x, language_embed=lang, kernel_size=kernel_size)
         else:
             raise ValueError(f"input_mode must be 'spectral' or 'variable', got {input_mode!r}")
+        from torchgeo.models.copernicusfm import resize_abs_pos_embed
+
         pos = resize_abs_pos_embed(self.pos_embed, grid, (self.grid_size, self.grid_size), num_prefix_tokens=1)
         pos = pos + self.metadata_embed(meta, meta_nan_mode)  # (B or 1, 1+N, D)
         tokens = tokens + pos[:, 1:, :]
