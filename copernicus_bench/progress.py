@@ -20,10 +20,12 @@ from typing import IO, Any
 
 MODES = ("bar", "lines", "json", "quiet")
 
-#: Seconds one smoke-tier job took per kind on the development machine (2 CPU cores, torch 2.14.1 CPU),
-#: measured with benchmarks/demo_profile.py; used only for the plan and the ETA, which corrects itself.
-SMOKE_SECONDS = {"classification": 4.0, "dense": 9.0}
-#: Full-tier jobs: seconds per training sample and epoch for the head plus encoding (very rough; CPU).
+#: Seconds one demo job (smoke, 4 samples per split, 1 epoch) took per kind: the mean ``timings.total_s`` of
+#: the 76 finished jobs of one ``cbench demo`` run on the development machine (2 CPU cores, heavily shared:
+#: 34 classification jobs 5.6 s, 42 dense 14.1 s). Only for the plan and the ETA, which corrects itself.
+SMOKE_SECONDS = {"classification": 5.6, "dense": 14.1}
+#: Full-tier jobs: an order-of-magnitude guess per training sample and epoch (not measured: no full run on
+#: this project's machines); the ETA replaces it with what finished jobs took.
 FULL_SECONDS_PER_SAMPLE = {"classification": 0.05, "dense": 0.5}
 
 
@@ -42,8 +44,8 @@ def estimate_seconds(kind: str, tier: str, limit: int | None, epochs: int | None
     kind = "dense" if kind == "dense" else "classification"
     if tier == "smoke":
         base = SMOKE_SECONDS[kind]
-        scale = ((limit or 16) / 16) ** 0.5 if limit else 1.0  # fixed costs dominate at a handful of samples
-        return base * num_dates * max(scale, 0.5) * (1.0 if epochs is None else max(epochs, 1) / 2) ** 0.5
+        scale = ((limit or 16) / 4) ** 0.5 if limit else 2.0  # measured at 4 samples; fixed costs dominate
+        return base * num_dates * scale * (2.0 if epochs is None else max(epochs, 1)) ** 0.5
     n = limit or n_train or 1000
     return FULL_SECONDS_PER_SAMPLE[kind] * n * (epochs or 50) * num_dates
 
