@@ -129,26 +129,21 @@ class FrozenEncoder(TaskEncoder):
 
 def timm_vit_tokens(vit: nn.Module, x: Tensor, indices: Iterable[int],
                     norm: bool = False) -> tuple[Tensor, list[Tensor]]:
-    """Run a timm ``VisionTransformer`` block by block.
+    """Patch tokens of a timm ``VisionTransformer`` through timm's own ``forward_features`` /
+    ``forward_intermediates``.
 
-    Returns the last block's patch tokens (B, N, D) (through ``vit.norm`` when ``norm``) and the patch
-    tokens after each block in ``indices`` (through ``vit.norm`` when ``norm``, as DINOv2's
-    ``get_intermediate_layers(norm=True)``). Prefix (cls/register) tokens are removed.
+    Returns the last block's patch tokens (B, N, D) through ``vit.norm`` (an identity for ``global_pool="avg"``
+    models such as ``random``) and the patch tokens after each block in ``indices`` (through ``vit.norm``
+    when ``norm``, as DINOv2's ``get_intermediate_layers(norm=True)``). Prefix (cls/register) tokens are removed.
+    Bit-identical to running the blocks one by one (``tests/test_library_equivalents.py``).
     """
-    wanted = set(indices)
-    x = vit.patch_embed(x)
-    x = vit._pos_embed(x)
-    x = vit.patch_drop(x)
-    x = vit.norm_pre(x)
-    feats: dict[int, Tensor] = {}
-    for i, blk in enumerate(vit.blocks):
-        x = blk(x)
-        if i in wanted:
-            feats[i] = x
     p = vit.num_prefix_tokens
-    post = vit.norm if norm else (lambda t: t)
-    last = post(x)[:, p:]
-    return last, [post(feats[i])[:, p:] for i in indices]
+    wanted = list(indices)
+    if not wanted:  # timm's forward_intermediates needs at least one index
+        return vit.forward_features(x)[:, p:], []
+    last, feats = vit.forward_intermediates(x, indices=wanted, norm=norm, output_fmt="NLC")
+    by_block = dict(zip(sorted(set(wanted)), feats, strict=True))  # timm returns them in block order
+    return last[:, p:], [by_block[i] for i in wanted]
 
 
 # --------------------------------------------------------------------------- checkpoints

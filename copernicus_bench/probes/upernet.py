@@ -157,44 +157,20 @@ class UPerNetProbe(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- FLOPs
-_COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-
-
-def _macs(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> int:
-    if isinstance(module, nn.ConvTranspose2d):
-        x = inputs[0]
-        kh, kw = module.kernel_size
-        return x.numel() * module.out_channels * kh * kw // module.groups
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return output.numel() * (module.in_channels // module.groups) * kh * kw
-    if isinstance(module, nn.Linear):
-        return output.numel() * module.in_features
-    return 0
-
-
 def count_flops(module: nn.Module, *args: object, **kwargs: object) -> int:
-    """FLOPs (= 2 x multiply-adds) of Conv2d, ConvTranspose2d and Linear layers in one forward call.
+    """FLOPs of one forward call as ``torch.utils.flop_counter.FlopCounterMode`` counts them.
 
-    Norms, activations, pooling, interpolation and additions are not counted. Biases are not counted.
-    The count is for the whole batch passed in; divide by the batch size for a per-sample figure.
+    2 per multiply-add of convolutions (incl. transposed), matmuls and attention; norms, activations,
+    pooling, interpolation, additions and biases are not counted. Equal to the forward-hook count on
+    Conv2d/ConvTranspose2d/Linear this replaced (``tests/test_library_equivalents.py``). Works on ``meta``
+    tensors. The count is for the whole batch passed in; divide by the batch size for a per-sample figure.
     """
-    total = [0]
-    handles = []
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
-        total[0] += _macs(mod, inp, out)
-
-    for m in module.modules():
-        if isinstance(m, _COUNTED):
-            handles.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            module(*args, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
-    return 2 * total[0]
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(*args, **kwargs)
+    return int(counter.get_total_flops())
 
 
 def flops_per_sample(embed_dim: int, h: int, w: int, num_outputs: int,
