@@ -16,7 +16,8 @@ import warnings
 from ..errors import CbenchError
 
 COMMANDS = ("tasks", "sample", "download", "models", "weights", "run", "leaderboard", "demo", "cache",
-            "pretrain", "pretrain_sample", "embed_variable", "embed", "predict", "check_task")
+            "pretrain", "pretrain_sample", "embed_variable", "embed", "predict", "check_task",
+            "grid_embed")
 
 
 class _Parser(argparse.ArgumentParser):

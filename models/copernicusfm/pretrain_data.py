@@ -350,16 +350,17 @@ def _shard_of(sample: dict[str, Any]) -> str:
     return str(sample.get("__url__", "?"))
 
 
-def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
-    """Decode the members pretraining uses, safely: ``.pth`` with ``torch.load(weights_only=True)`` (never
-    webdataset's own decoder, which unpickles with ``weights_only=False`` unless ``WDS_PYTORCH_WEIGHTS_ONLY=1``,
-    GHSA-6gm9-8jxc-p862), ``json`` with :func:`json.loads`; every other member is dropped undecoded."""
+def decode_sample(raw: dict[str, Any], members: tuple[str, ...] = REQUIRED_MEMBERS) -> dict[str, Any]:
+    """Decode the members pretraining uses (or ``members``), safely: ``.pth`` with
+    ``torch.load(weights_only=True)`` (never webdataset's own decoder, which unpickles with
+    ``weights_only=False`` unless ``WDS_PYTORCH_WEIGHTS_ONLY=1``, GHSA-6gm9-8jxc-p862), ``json`` with
+    :func:`json.loads`; every other member is dropped undecoded."""
     import io
     import json
     import pickle
 
     out: dict[str, Any] = {"__key__": raw.get("__key__", ""), "__url__": raw.get("__url__", "")}
-    for member in REQUIRED_MEMBERS:
+    for member in members:
         data = raw[member]
         try:
             if member == "json":

@@ -47,8 +47,9 @@ def make_grid_sample(grid_num: int, gen: torch.Generator, rng: random.Random, pa
                      full_size: bool = False) -> dict:
     """One Copernicus-Pretrain grid sample: ``{member: tensor, 'json': ids}`` keyed by ``__key__``."""
     sz = FULL_SIZES if full_size else SMALL_SIZES
-    lon = round(rng.uniform(-179.0, 179.0) * 4) / 4 + 0.125
-    lat = round(rng.uniform(-55.0, 70.0) * 4) / 4 + 0.125
+    # grid centres on multiples of 0.25°, as the released ids (``0772176_-96.00_44.00``): the ERA5 lattice
+    lon = round(rng.uniform(-179.0, 179.0) * 4) / 4
+    lat = round(rng.uniform(-55.0, 70.0) * 4) / 4
     gid = f"{grid_num:07d}"
     grid_ident = f"{gid}_{lon:.2f}_{lat:.2f}"
     s2_mean = torch.tensor([1612.9, 1397.6, 1322.3, 1373.1, 1561.0, 2108.4, 2390.7, 2318.7, 2581.0, 837.7, 22.0,
