@@ -13,6 +13,15 @@ Every metric reports two numbers (shared/conventions.md "Metrics"):
 OA, mAP and mIoU are in percent; RMSE is in the target's original units (callers de-normalise predictions
 with :func:`copernicus_bench.probes.train_utils.unzscore` before ``update``).
 
+Why hand-written rather than torchmetrics objects: one ``update`` yields both values (a torchmetrics metric
+gives the split-level value; the per-batch one needs a second functional call per batch), with the
+reference's edge cases above (ignore-only or all-NaN batches); torchmetrics and scikit-learn stay test-only
+dependencies, used as the reference in ``tests/test_metrics.py``. Measured on 1 CPU thread, one Cloud-S2-sized
+batch (16 × 8 classes × 256²): our ``MeanIoU.update`` (both values) 0.35 s, torchmetrics
+``MulticlassJaccardIndex.update`` (global only) 0.53 s, same mIoU to 1e-7. Micro mAP is slower per update than
+torchmetrics' (0.44 ms vs 0.15 ms for 64 × 19 labels: it scores the batch at once, torchmetrics only stores
+it), negligible next to the probe step.
+
 Edge cases (documented behaviour, tested in ``tests/test_metrics.py``):
 
 * Empty split (no ``update``): both values are NaN.

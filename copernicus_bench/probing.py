@@ -9,6 +9,14 @@ The same run also gives ``paper``, the value as the reference computes it: dense
 (cv2 rule) to the encoder's input resolution (the probe trains on those, as the reference), the epoch with
 the best *per-batch* validation value at that resolution (first best kept, as Lightning's
 ``ModelCheckpoint``), and that epoch's per-batch test value there. A second best state is kept for it.
+
+Why a plain loop rather than Lightning's ``Trainer`` (which ``cbench pretrain`` uses): the heads train on
+feature sources (cached flip views or on-the-fly encoding), not on a dataloader through the encoder; one run
+keeps two best states in memory under two selection rules (a ``ModelCheckpoint`` monitors one value and
+writes files); per-sample outputs are recorded for the leaderboard's intervals; a non-finite loss or metric
+stops the job with one line (:mod:`copernicus_bench.guards`). Lightning's rules that matter are reproduced
+and pinned: first best kept, NaN worst (``tests/test_parity_selection.py``), OneCycle stepped per iteration.
+No speed claim is made against Lightning.
 """
 
 from __future__ import annotations

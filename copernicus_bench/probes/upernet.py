@@ -12,6 +12,12 @@ here (smp's / timm's UPerNet blocks differ: smp's PPM and FPN use other channel 
 * ``conv_seg`` (1x1, with bias) keeps PyTorch's default init: mmseg's Normal(std=0.01) ``init_cfg`` only
   runs from ``init_weights()``, which the reference's plain LightningModule never calls.
 * Dropout is ``Dropout2d(0.1)`` before ``conv_seg`` (mmseg ``BaseDecodeHead.cls_seg``).
+
+Why kept hand-written: no installable library carries this exact head. mmseg needs mmcv's compiled ops
+(the reference pins mmcv 2.1.0 with torch 2.1.2); smp's UPerNet decoder takes CNN feature pyramids with other
+channel counts and biases; timm has no UPerNet. Built beside mmseg 1.2.2 with these weights copied in, outputs,
+gradients and BatchNorm running statistics were equal (max diff 0.0), 41,108,482 parameters at one output
+(``tests/test_parity_reference.py`` pins the count). FLOPs are counted by torch's ``FlopCounterMode``.
 """
 
 from __future__ import annotations

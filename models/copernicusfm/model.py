@@ -6,7 +6,11 @@ Wang et al., *Towards a Unified Copernicus Foundation Model for Earth Vision* (I
 
 Building blocks reused from torchgeo's port (``torchgeo.models.copernicusfm`` / ``dofa``):
 :class:`FourierExpansion`, :class:`TransformerWeightGenerator`, :class:`FCResLayer` and the pos-embed
-resize. The FlexiViT pseudo-inverse kernel resize is re-implemented with a cached resize matrix.
+resize. The FlexiViT pseudo-inverse kernel resize is re-implemented with a cached resize matrix
+(:func:`pi_resize_kernel`): timm's ``resample_patch_embed`` builds its matrix another way (its kernels differ
+from the reference's construction by up to 1.3e-6 relative) and recomputes the pseudo-inverse on every call;
+ours builds it once per (old, new) size. Measured on 1 CPU thread: 768 × 1 × 16² → 4² (S5P) 0.13 ms vs timm
+2.2 ms; 768 × 13 × 16² → 8² 32 ms vs 37 ms.
 
 Differences from the reference, all deliberate:
 
