@@ -80,8 +80,13 @@ class FinetuneOptions:
         return {"layer_decay": self.layer_decay, "freeze_patch_embed": self.freeze_patch_embed}
 
 
+#: for a task outside Copernicus-Bench (``--task-card``): the reference's most common supervised lr per optimiser
+DEFAULT_LR: dict[str, float] = {"sgd": 0.01, "adamw": 1e-4}
+
+
 def supervised_lr(card: TaskCard) -> float:
-    return SUPERVISED_LR[card.slug]
+    """The reference's end-to-end lr for the task (:data:`SUPERVISED_LR`; :data:`DEFAULT_LR` for own tasks)."""
+    return SUPERVISED_LR.get(card.slug, DEFAULT_LR[card.probe.optimizer])
 
 
 def layer_id(name: str, num_layers: int) -> int:
@@ -118,7 +123,9 @@ def unfreeze(encoder: TaskEncoder, model: str, options: FinetuneOptions) -> Task
 
 def param_groups(encoder: nn.Module, head: nn.Module, lr: float, options: FinetuneOptions,
                  model: str) -> list[dict]:
-    """Optimiser groups: one per layer-decay scale (one in all when ``layer_decay == 1``)."""
+    """Optimiser groups: one per layer-decay scale (one in all when ``layer_decay == 1``). Every head parameter
+    trains, the probe's otherwise frozen LayerNorm included (the encoder's ``fc_norm`` in the reference)."""
+    head.requires_grad_(True)
     enc = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
     head_params = [p for p in head.parameters() if p.requires_grad]
     if options.layer_decay == 1.0:
@@ -209,7 +216,6 @@ def finetune(card: TaskCard, encoder: TaskEncoder, head: nn.Module, pipeline: In
     t0 = time.perf_counter()
     enc = unfreeze(encoder, model, options).to(device)
     head = head.to(device)
-    head.requires_grad_(True)
     groups = param_groups(enc, head, lr, options, model)
     train = datasets["train"]
     n_train = len(train)
@@ -279,7 +285,8 @@ def _check_gradients(encoder: nn.Module, model: str) -> None:
 def config(card: TaskCard, lr: float, options: FinetuneOptions, supervised: bool) -> dict:
     """What the result's ``config`` records for an end-to-end run."""
     return {"training": "supervised from scratch" if supervised else "fine-tune (encoder unfrozen)",
-            "lr": lr, "lr_source": "exp_config_vit_sup.py (reference supervised runs)",
+            "lr": lr, "lr_source": "exp_config_vit_sup.py (reference supervised runs)" if card.slug in SUPERVISED_LR
+            else f"default for {card.probe.optimizer} (task outside Copernicus-Bench)",
             "optimizer": card.probe.optimizer, "weight_decay": card.probe.weight_decay, "schedule": "onecycle",
             "augmentation": "random H/V flips" + (" + RandomRotation(90, p=0.5)" if card.is_dense else ""),
             **options.record()}
