@@ -162,7 +162,9 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sample", "--out", str(tmp_path / "d"), "--task", "lcz-s2,aq-o3-s5p", "--per-split", "1"]) == 0
     out = capsys.readouterr()
     assert str((tmp_path / "d").resolve()) in out.out
-    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["airquality_s5p", "lcz_s2"]
+    # the archives, plus the marker that records the root as sample data (issue 10)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [".cbench-sample-complete", "airquality_s5p",
+                                                                  "lcz_s2"]
     assert main(["sample", "--out", str(tmp_path / "e"), "--per-split", "0"]) == 2
     assert "--per-split" in capsys.readouterr().err
     assert main(["sample", "--out", str(tmp_path / "e"), "--task", "nope"]) == 2
