@@ -83,6 +83,13 @@ def _check_source(args: argparse.Namespace) -> None:
         raise CbenchError("--modalities: only for --shards (GeoTIFF inputs are described by --bands)")
     if args.shards and (args.bands or args.time):
         raise CbenchError("--bands/--time: only for GeoTIFF inputs (shards carry their bands and dates)")
+    if args.modalities:
+        from ..models.copernicusfm.pretrain_data import MODALITY_BY_NAME
+
+        for m in args.modalities.split(","):
+            if m.strip() not in MODALITY_BY_NAME:
+                raise CbenchError(f"--modalities: unknown modality '{m.strip()}'; use some of "
+                                  f"{', '.join(MODALITY_BY_NAME)}")
 
 
 def _pooled(enc: Any, images: list, metas: list, where: str):
@@ -146,9 +153,6 @@ def _shard_encoders(args: argparse.Namespace, device) -> dict[str, Any]:
 
     options = parse_model_args(args.model_args)
     named = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
-    for m in named or ():
-        if m not in MODALITY_BY_NAME:
-            raise CbenchError(f"--modalities: unknown modality '{m}'; use some of {', '.join(MODALITY_BY_NAME)}")
     encoders: dict[str, Any] = {}
     for m in named or list(MODALITY_BY_NAME):
         try:
@@ -170,8 +174,10 @@ def _shard_encoders(args: argparse.Namespace, device) -> dict[str, Any]:
 def embed_shards(args: argparse.Namespace, means, device) -> tuple[int, Any]:
     """Every image of every shard sample into the sample's grid cell; returns (images, an encoder)."""
     from ..grid import cell_index, iter_shard_images
+    from ..models.copernicusfm.pretrain_data import resolve_shards
     from .embed import _progress
 
+    urls = resolve_shards(args.shards)  # no shards is one line before any model is built
     encoders = _shard_encoders(args, device)
     buffers: dict[tuple, list] = {}
     bar = _progress(0, "grid-embed")
@@ -190,7 +196,7 @@ def embed_shards(args: argparse.Namespace, means, device) -> tuple[int, Any]:
         done += len(items)
         bar.update(len(items))
 
-    for img in iter_shard_images(args.shards, list(encoders)):
+    for img in iter_shard_images(urls, list(encoders)):
         key = (img.modality, tuple(img.image.shape))
         buffers.setdefault(key, []).append(img)
         if len(buffers[key]) >= args.batch_size:
