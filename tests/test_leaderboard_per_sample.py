@@ -120,3 +120,29 @@ def test_weighted_metric_with_bootstrap_counts_matches_explicit_resample():
     # the same resample spelled out: duplicate the drawn images and score them with metrics.py's AP
     want = 100 * average_precision(torch.from_numpy(a["scores"][idx]), torch.from_numpy(a["label"][idx]))
     assert ps.weighted_metric("map-micro", a, counts)[0] == pytest.approx(want, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- through the runner
+RUN_TASKS = ["eurosat-s1", "lc100cls-s3", "dfc2020-s1", "flood-s1", "aq-no2-s5p"]  # one per task type
+
+
+@pytest.mark.slow  # five smoke runs through the CLI (~10 s each on an idle 2-core machine, shared fixtures)
+@pytest.mark.parametrize("slug", RUN_TASKS)
+def test_runner_stores_per_sample_outputs_that_reproduce_the_stored_metric(builtin_sample, smoke_results, slug):
+    from copernicus_bench.cli import main
+    from copernicus_bench.results import load_results
+
+    assert main(["run", "--model", "random", "--task", slug, "--sample", "--tier", "smoke", "--model-args",
+                 "config=tiny", "--out", str(smoke_results)]) == 0
+    [r] = [r for r in load_results(smoke_results) if r["task"] == slug and r["model"] == "random"
+           and r["overrides"].get("model_args") == {"config": "tiny"}]
+    card = get_card(slug)
+    arrays = ps.load_per_sample(r)  # verified against the sha256 in the result
+    assert r["per_sample"]["n"] == ps.num_samples(arrays) == r["config"]["samples"]["test"]
+    got = ps.recompute(card.metric, arrays, card.ignore_index)
+    assert got["global"] == pytest.approx(r["metric"]["global"], rel=1e-9, abs=1e-9)
+    assert got["per_batch"] == pytest.approx(r["metric"]["per_batch"], rel=1e-9, abs=1e-9)
+    cost = r["cost"]
+    assert cost["encoder_params"] > 0 and cost["encoder_gflops_per_image"] > 0 and cost["head_gflops_per_step"] > 0
+    assert cost["encoder_images_per_s"] > 0 and cost["device"] and cost["train_s"] >= 0
+    assert r["model_card"]["name"] == "random" and r["model_card"]["overlap"] == "none"
