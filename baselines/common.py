@@ -4,7 +4,7 @@
   (zero slots, duplicates, dropped bands — each spelled out for ``input_adaptation``);
 * :func:`block_indices`: the paper's feature layers, spread evenly for tiny test depths;
 * :class:`FrozenEncoder`: a :class:`TaskEncoder` that stays frozen and in eval mode;
-* :func:`load_checked`: strict-in-spirit state-dict loading (conventions: every encoder key present, only
+* :func:`load_checked`: strict-in-spirit state-dict loading (docs/conventions.md: every encoder key, only
   the allowed head keys and listed pretraining-only keys ignored, anything else fails naming the keys);
 * :func:`cached_checkpoint`: one loaded checkpoint per process (the runner builds one encoder per task).
 """
@@ -56,7 +56,7 @@ S1_2: tuple[str, ...] = ("VV", "VH")
 #: Keys of a classification head: neither required nor used (probes bring their own).
 HEAD_PREFIXES: tuple[str, ...] = ("fc_norm.", "head.")
 
-#: Paper's feature layers of a 12-block ViT-B (0-based; shared/copernicus-bench.md §4).
+#: Paper's feature layers of a 12-block ViT-B (0-based; docs/models.md, "Baselines").
 VIT_B_LAYERS: tuple[int, ...] = (3, 5, 7, 11)
 
 

@@ -1,6 +1,6 @@
 """``croma``: CROMA ViT-B/8 (Fuller et al. 2023), its SAR or optical encoder, S1/S2 tasks only.
 
-As the reference (shared/copernicus-bench.md §6), on torchgeo's :class:`~torchgeo.models.CROMA` built with a
+As the reference (docs/models.md, "Baselines"), on torchgeo's :class:`~torchgeo.models.CROMA` built with a
 SINGLE modality (``['sar']`` or ``['optical']``; the default two-modality model crashes with one input in
 torchgeo 0.8.1):
 

@@ -1,6 +1,6 @@
 """``dofa``: DOFA ViT-B/16 (Xiong et al. 2024), wavelength-conditioned patch embedding, all 15 tasks.
 
-As the reference wrapper (shared/copernicus-bench.md §6), on torchgeo's :class:`~torchgeo.models.DOFA`:
+As the reference wrapper (docs/models.md, "Baselines"), on torchgeo's :class:`~torchgeo.models.DOFA`:
 
 * same normalised images and sizes as Copernicus-FM (the card's pipeline) — a **fixed 16-px patch** at every
   task's card resolution (e.g. 3×3 tokens for AQ's 56 px, 6×6 for LC100Cls' 96 px), no FlexiViT;

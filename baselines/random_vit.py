@@ -1,6 +1,6 @@
 """``random``: a frozen, randomly initialised ViT-B/16 — the paper's "Random ViT-B/16" column.
 
-As the reference (shared/copernicus-bench.md §6): a timm ``VisionTransformer`` (768 wide, 12 blocks, 12 heads)
+As the reference (docs/models.md, "Baselines"): a timm ``VisionTransformer`` (768 wide, 12 blocks, 12 heads)
 with ``patch_size`` = the task's kernel size (16 for S1/S2, 8 for S3, 4 for S5P), ``in_chans`` = the card's
 bands and ``img_size`` = the pipeline resolution, its weights drawn right after ``torch.manual_seed(seed)``
 (the reference's ``seed_everything`` before model creation). It applies to all 15 tasks with the card's own

@@ -1,6 +1,6 @@
 """``softcon``: SoftCon ViT-B/14 (Wang et al. 2024), separate Sentinel-1 and Sentinel-2 encoders.
 
-As the reference (shared/copernicus-bench.md §6; conventions "Facts resolved"), on timm's
+As the reference (docs/models.md "Baselines"; docs/conventions.md "Facts resolved"), on timm's
 ``vit_base_patch14_dinov2`` (init_values 1e-5, no registers) with ``img_size`` = the run's resolution and
 ``in_chans`` 13 (S2) or 2 (S1):
 
@@ -84,7 +84,7 @@ HUB_FILES = {"s2": "B13_vitb14_softcon.pth", "s1": "B2_vitb14_softcon.pth"}
 #: DINOv2's ``interpolate_offset`` (``vision_transformer.py``): added to the target grid before the scale.
 INTERPOLATE_OFFSET = 0.1
 
-#: The reference's SoftCon BigEarthNet-S2 stats (12 bands, no B10; shared/copernicus-bench.md §6).
+#: The reference's SoftCon BigEarthNet-S2 stats (12 bands, no B10; docs/models.md, "Baselines").
 BEN_S2_STATS: dict[str, tuple[float, float]] = dict(zip(
     ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
     # full precision, as the reference's configs/dataset/softcon/cobench_bigearthnet_s2.yaml

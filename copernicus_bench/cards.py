@@ -70,7 +70,7 @@ class TargetStats:
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    """The paper's probe and its hyper-parameters (shared/copernicus-bench.md §4)."""
+    """The paper's probe and its hyper-parameters (docs/protocol.md, "Run")."""
 
     head: HeadName
     batch_size: int

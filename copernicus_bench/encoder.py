@@ -1,4 +1,4 @@
-"""The encoder contract: what flows between loader, model adapter and probe (shared/conventions.md).
+"""The encoder contract: what flows between loader, model adapter and probe (docs/conventions.md).
 
 * A **loader** returns physical values (``image`` (C,H,W) or (T,C,H,W), ``target``, ``meta`` (4,) or (T,4)).
 * A model's **adapter** declares, per task card and tier, an :class:`InputPipeline` (plain data, hashed

@@ -1,6 +1,6 @@
 """Leaderboard tables and chart, generated from result files (never typed; lm-eval's habit).
 
-Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
+Layout (``cbench leaderboard``; docs/conventions.md "Tiers and protocols"):
 
 * **Rows** are the tasks of the task cards, in card order, grouped by the paper's three levels; the task
   name, metric and its direction (↑/↓) come from the card.
@@ -20,7 +20,7 @@ Layout (``cbench leaderboard``; shared/conventions.md "leaderboard column"):
   a difference beyond paper std + tolerance is flagged ``⚠`` — for full-tier runs on real data only.
 * **Summary** (per group): mean rank (1 = best; ties share the mean rank) and a normalised score — per task
   min-max between the ``random`` baseline column (the worst column when there is none) and the best
-  column, averaged (GEO-Bench style, shared/harness-anchors.md) — over only the tasks every ranked column
+  column, averaged (GEO-Bench style, docs/conventions.md) — over only the tasks every ranked column
   has, with that count shown (missing tasks are never silently dropped or counted; MTEB's complaint).
 
 Values are shown as stored, except a metric whose ``unit`` is ``fraction``, which is shown in percent as the

@@ -1,6 +1,6 @@
-"""Task metrics of Copernicus-Bench (arXiv:2503.11849, shared/copernicus-bench.md §4 "Metrics").
+"""Task metrics of Copernicus-Bench (arXiv:2503.11849, docs/protocol.md "Metrics").
 
-Every metric reports two numbers (shared/conventions.md "Metrics"):
+Every metric reports two numbers (docs/conventions.md "Metrics"):
 
 * ``global`` — accumulated over the whole split: the headline. OA = correct / total; micro mAP over all
   scores of the split; mIoU from the split's confusion matrix; RMSE = sqrt(sum of squared errors / count).

@@ -1,4 +1,4 @@
-"""Default folders and their environment-variable overrides (shared/conventions.md)."""
+"""Default folders and their environment-variable overrides (docs/conventions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train the paper's probe on frozen features and pick the best-validation epoch (shared notes §4).
+"""Train the paper's probe on frozen features and pick the best-validation epoch (docs/protocol.md).
 
 Classification: linear head (``ln-bn-linear`` or ``linear``), SGD + OneCycle, CE or multilabel soft-margin.
 Dense tasks: UPerNet + auxiliary FCN head (0.4), AdamW + OneCycle; CE with the ignore index for

@@ -1,6 +1,6 @@
 """The weights folder: finding, downloading, hashing and safely loading released checkpoints.
 
-File names follow shared/conventions.md: the first name of a :class:`WeightsSpec` is the one downloaded
+File names follow docs/conventions.md: the first name of a :class:`WeightsSpec` is the one downloaded
 (pinned revision); the others are accepted when a user already has them. A file counts as *released* only
 when its name is the pinned one and its sha256 starts with the 8 hex digits in that name (torchvision's
 convention); any other file is a user checkpoint, labelled by its sha256.

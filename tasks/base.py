@@ -8,7 +8,7 @@ atomic zip extraction, GeoTIFF reading with one-line errors, the reference's met
 dataset-level resizes (cv2-equivalent bicubic / nearest).
 
 Loaders return physical values after the reference's dataset-level steps only; normalisation belongs to
-the model's input pipeline (shared/conventions.md, "The encoder contract").
+the model's input pipeline (docs/conventions.md, "The encoder contract").
 """
 
 from __future__ import annotations

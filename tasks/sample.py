@@ -1,6 +1,6 @@
 """``cbench sample``: small Copernicus-Bench datasets in exactly the released on-disk layout.
 
-The released data (HF ``wangyi111/Copernicus-Bench``, shared/copernicus-bench.md §1) cannot be downloaded
+The released data (HF ``wangyi111/Copernicus-Bench``, docs/tasks.md, "Released data") cannot be downloaded
 here, so this module writes look-alikes that torchgeo 0.8.1's ``CopernicusBench*`` readers and the reference
 loaders read unchanged: the same folder and file names, split files (with or without header as released),
 GeoTIFF dtypes, band counts and orders, CRS and transform (UTM for the S1/S2 tasks, EPSG:4326 for S3,

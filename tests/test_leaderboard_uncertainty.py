@@ -200,5 +200,5 @@ def test_shipped_reported_file_and_paper_columns_load():
     assert names[:7] == ["supervised-vit-s16", "supervised-vit-b16", "random", "softcon", "croma", "dofa",
                          "copernicus-fm"]
     fm = cols[6]
-    assert fm.scores["aq-o3-s5p"] == (789.4, 2.6)  # the paper's table (shared/copernicus-bench.md §5)
+    assert fm.scores["aq-o3-s5p"] == (789.4, 2.6)  # the paper's table (the card's ``paper:``)
     assert "softcon" in names and "cloud-s3" not in cols[3].scores  # SoftCon has no S3 number

@@ -1,5 +1,5 @@
 """Pretraining parity with the reference (zhu-xlab/Copernicus-FM @ da95635, ``Copernicus-FM/src``): one test per
-item of issue 9.5 / shared/parity.md "Pretraining", each against an independent computation of the reference's
+item of issue 9.5 / README "Facts and deviations", each against an independent computation of the reference's
 rule (its tables and formulas written out here, not imported from our code)."""
 
 from __future__ import annotations

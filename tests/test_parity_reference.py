@@ -1,4 +1,4 @@
-"""Parity items 2, 3, 4 and cheap "already equal" lines of shared/parity.md, each pinned by an independent
+"""Parity items 2, 3, 4 and cheap "already equal" lines of docs/protocol.md "Parity", each pinned by an independent
 computation (OpenCV, plain F.interpolate, nn.Linear's documented init, OneCycle's closed form)."""
 
 from __future__ import annotations

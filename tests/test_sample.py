@@ -17,7 +17,7 @@ from copernicus_bench.tasks import sample as S
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
-# Released facts (shared/copernicus-bench.md §1): bands and georeference per registry key.
+# Released facts (docs/tasks.md, "Per-dataset layout and loading"): bands and georeference per registry key.
 BANDS = {"cloud_s2": 13, "cloud_s3": 21, "eurosat_s1": 2, "eurosat_s2": 13, "bigearthnet_s1": 2,
          "bigearthnet_s2": 12, "lc100cls_s3": 21, "lc100seg_s3": 21, "dfc2020_s1": 2, "dfc2020_s2": 13,
          "flood_s1": 2, "lcz_s2": 10, "biomass_s3": 21, "aq_no2_s5p": 1, "aq_o3_s5p": 1}

@@ -2,7 +2,7 @@
 
 The released embeddings (``var_embed_llama3.2_1B.pt``) come from Llama-3.2-1B, but how they were pooled is
 not documented; this command mean-pools the last hidden state over the name's tokens, so its vectors are
-not guaranteed to match the released ones (shared/conventions.md, "Facts resolved").
+not guaranteed to match the released ones (docs/conventions.md, "Facts resolved").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Linear probe on the pooled embedding (shared/copernicus-bench.md §4 "Heads", classification).
+"""Linear probe on the pooled embedding (docs/protocol.md "Heads", classification).
 
 ``ln-bn-linear`` is the reference's MAE-style linear probe for Copernicus-FM, DOFA and the random ViT: the
 encoder's ``fc_norm`` LayerNorm is absent from the checkpoints, so it stays at its identity initialisation and

@@ -1,4 +1,4 @@
-"""Probe losses, optimiser and schedule, and target z-scoring (shared/copernicus-bench.md §4).
+"""Probe losses, optimiser and schedule, and target z-scoring (docs/protocol.md, "Run" and "Heads").
 
 * Losses: multiclass CE; multilabel ``MultiLabelSoftMarginLoss``; segmentation / change detection
   ``CE(main) + aux_weight * CE(aux)`` with the card's ``ignore_index``; regression

@@ -1,4 +1,4 @@
-"""UPerNet probe for dense tasks (shared/copernicus-bench.md §4 "Heads": segmentation, change detection,
+"""UPerNet probe for dense tasks (docs/protocol.md "Heads": segmentation, change detection,
 pixel regression).
 
 The reference builds mmseg's ``Feature2Pyramid(rescales=[4, 2, 1, 0.5])`` neck, ``UPerHead`` (in_index

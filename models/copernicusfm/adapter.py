@@ -1,6 +1,6 @@
 """The ``copernicus-fm`` benchmark adapter (entry point ``copernicus_bench.models``).
 
-All 15 Copernicus-Bench tasks apply (shared/copernicus-bench.md §3): spectral mode with the card's band
+All 15 Copernicus-Bench tasks apply (docs/tasks.md): spectral mode with the card's band
 wavelengths/bandwidths (nm) and ``card.kernel_size`` (16 for S1/S2, 8 for S3); variable mode for
 ``card.input_mode == "variable"`` with the band's ``variable`` key (``s5p_no2``, ``s5p_o3``) looked up in the
 released variable-embedding file, kernel ``card.kernel_size`` (4). Input pipeline: the card's mean/std and

@@ -1,6 +1,6 @@
 """Copernicus-FM checkpoints: the released weights spec and the one loading rule for every file.
 
-Rules (shared/conventions.md, "Released weights"): loaded with ``weights_only=True`` through
+Rules (docs/conventions.md, "Released weights"): loaded with ``weights_only=True`` through
 :func:`copernicus_bench.weights.load_checkpoint`; the state dict is either the whole object or under
 ``model`` (also what our own pretraining loop saves: ``{"model": encoder state dict + pretraining keys,
 ...}``); every encoder parameter must be present; classification-head keys (``fc_norm.*``, ``head.*``) are

@@ -1,6 +1,6 @@
 """Copernicus-FM pretraining objective: per-modality MAE with a dynamic decoder head + continual distillation.
 
-Wang et al., arXiv:2503.11849 §3.3 / released ``Copernicus-FM/src`` (shared/copernicus-bench.md §7
+Wang et al., arXiv:2503.11849 §3.3 / released ``Copernicus-FM/src`` (docs/models.md,
 "Pretraining"):
 
 * MAE per modality (mask ratio 0.7), decoder 512-d × 8 blocks × 16 heads with its own position embedding
@@ -16,7 +16,7 @@ Wang et al., arXiv:2503.11849 §3.3 / released ``Copernicus-FM/src`` (shared/cop
   MSE on masked patches; averaged over modalities. Prediction and target are both flattened (c, i, j)
   (``loss_pairing="consistent"``, default); ``"reference"`` flattens the target (i, j, c) as the reference's
   ``patchify`` does while its decoder emits (c, i, j) — an upstream mismatch whenever C > 1, kept reproducible.
-* Distillation (conventions.md "Facts resolved"): S2 RGB (B4, B3, B2 of the normalised S2) through the
+* Distillation (docs/conventions.md "Facts resolved"): S2 RGB (B4, B3, B2 of the normalised S2) through the
   UNMASKED student, pooled as the reference (``student_feature="reference"``: un-normed mean over all tokens,
   CLS included; ``"normed-patch"``: mean of the final-normed patch tokens) → ``student_proj`` → cosine with a frozen DINOv2 ViT-B/14's mean-pooled
   last-layer patch tokens, weight 0.1; SoftCon ViT-B/14 teachers for S2 (13 bands) and S1 (2 bands), weight

@@ -2,7 +2,7 @@
 
 Wang et al., *Towards a Unified Copernicus Foundation Model for Earth Vision* (ICCV 2025, arXiv:2503.11849),
 §3 (dynamic hypernetwork, Fourier metadata encodings). Parameter names follow the released checkpoint
-(``shared/copernicus-bench.md`` §7) so ``CopernicusFM_ViT_base_varlang*.pth`` loads without renaming.
+(``docs/models.md``, "Copernicus-FM") so ``CopernicusFM_ViT_base_varlang*.pth`` loads without renaming.
 
 Building blocks reused from torchgeo's port (``torchgeo.models.copernicusfm`` / ``dofa``):
 :class:`FourierExpansion`, :class:`TransformerWeightGenerator`, :class:`FCResLayer` and the pos-embed
@@ -17,7 +17,7 @@ Differences from the reference, all deliberate:
 * Missing metadata (NaN) is handled **per sample** by default: a sample with a NaN in a field uses that
   field's learned token, the others keep their encodings. ``meta_nan_mode="batch"`` reproduces the
   reference (one NaN anywhere in the batch → the whole batch uses the token), for the paper's numbers.
-* The MAE encoder's final ``norm`` is a pretraining-only part (conventions.md): it is not in this module.
+* The MAE encoder's final ``norm`` is a pretraining-only part (docs/conventions.md): it is not in this module.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Copernicus-FM pretraining loop (Lightning): MAE over 8 modalities + continual distillation.
 
-Optimisation as the paper / released code (shared §7): AdamW(β 0.9, 0.95), weight decay 0.05 except norms
+Optimisation as the paper / released code (docs/models.md): AdamW(β 0.9, 0.95), weight decay 0.05 except norms
 and biases (every parameter with ndim ≤ 1), lr = base_lr (1.5e-4) × effective batch / 256, linear warmup then
 cosine to 0, stepped per optimizer step. bf16 autocast on GPU, fp32 on CPU. Checkpoints every
 ``save_every`` steps plus ``last.ckpt`` at the end; a run resumes from ``--resume`` or automatically from

@@ -35,7 +35,7 @@ from ...errors import CbenchError
 from ...tasks import get_card
 
 # ---------------------------------------------------------------------------------------------------------
-# Facts (shared/copernicus-bench.md §2, §3, §7; torchgeo-notes §3 for wavelengths).
+# Facts (docs/models.md "Pretraining" and "Copernicus-Pretrain shards"; docs/tasks.md).
 # Band wavelengths/widths and the OLCI scale factors are the task cards' (one source; the pretraining S1/S2/S3
 # products are the same sensors and band sets as Cloud-S2, EuroSAT-S1 and Cloud-S3).
 _S1, _S2, _S3 = (get_card(slug) for slug in ("eurosat-s1", "cloud-s2", "cloud-s3"))
@@ -203,7 +203,7 @@ def parse_id(sample_id: str | list) -> tuple[float, float, float]:
 # ---------------------------------------------------------------------------------------------------------
 # Per-sample processing.
 def normalise(x: torch.Tensor, mod: Modality) -> torch.Tensor:
-    """Pretraining normalisation (shared §2): mean/std for S1/S2, scale factors for S3 and DEM, raw S5P; then
+    """Pretraining normalisation (docs/models.md): mean/std for S1/S2, scale factors for S3 and DEM, raw S5P; then
     NaN/±inf → 0 *after* normalising, as the reference's ``RemoveOutlier`` (a missing S1 pixel is the band
     mean, 0, not ``(0 − mean)/std`` = +2.39)."""
     x = x.float()

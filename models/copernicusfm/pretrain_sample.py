@@ -1,4 +1,4 @@
-"""Write tiny Copernicus-Pretrain WebDataset shards (shared/copernicus-bench.md §9) for tests and demos.
+"""Write tiny Copernicus-Pretrain WebDataset shards (docs/models.md) for tests and demos.
 
 Members, dtypes, axis layout, json ids (each a one-element list, as released) and shard names are those of
 the release (``example-000000.tar`` …); one sample per 0.25° grid cell keyed by a 7-digit grid number.
