@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 
+@lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` scans every installed distribution (~1-2 s in a full
+    venv): once per process."""
+    return metadata.packages_distributions()
+
+
+@lru_cache(maxsize=256)
 def _distribution(module: str) -> tuple[str, str]:
     top = module.split(".")[0]
-    names = metadata.packages_distributions().get(top, [])
+    names = _packages_distributions().get(top, [])
     for name in names:
         try:
             return name, metadata.version(name)
@@ -37,12 +45,17 @@ def _folder_sources(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str
     return h.hexdigest()
 
 
+@cache
+def _resolved(file: str) -> Path:
+    return Path(file).resolve()
+
+
 def _loaded_sources(folder: Path) -> list[Path]:
     out = set()
     for mod in list(sys.modules.values()):
         f = getattr(mod, "__file__", None)
-        if f and f.endswith(".py") and Path(f).resolve().parent == folder:
-            out.add(Path(f).resolve())
+        if f and f.endswith(".py") and _resolved(f).parent == folder:
+            out.add(_resolved(f))
     return sorted(out)
 
 
