@@ -1,4 +1,4 @@
-"""Grid embeddings on the ERA5 0.25° grid (Copernicus-Embed, arXiv 2503.11849 §5.3 and the reference's
+"""Grid embeddings on the ERA5 0.25° grid (Copernicus-Embed, arXiv 2503.11849 and the reference's
 ``Copernicus-Embed-025deg/README.md``).
 
 The paper encodes every image of a 0.25° Copernicus-Pretrain grid cell with Copernicus-FM and averages the

@@ -278,3 +278,22 @@ def test_bad_out_suffix_and_unknown_modality_are_one_line(tmp_path, capsys):
     assert main(["grid-embed", "--shards", str(tmp_path), "--modalities", "s9", *TINY,
                  "--out", str(tmp_path / "embed_map_x.tif")]) != 0
     _one_line_error(capsys, "--modalities", "s9")
+
+
+def test_shard_variable_modalities_every_image_counted(tmp_path):
+    """S3 (2 dates), S5P CO (2 dates) and the DEM (1) of one grid: 5 images in its cell, all three modalities."""
+    import pyarrow.parquet as pq
+
+    assert main(["pretrain-sample", "--out", str(tmp_path / "shards"), "--shards", "1", "--grids-per-shard",
+                 "1"]) == 0
+    assert main(["grid-embed", "--shards", str(tmp_path / "shards"), "--modalities", "s3,s5p_co,dem", *TINY,
+                 "--out", str(tmp_path / "embed_map_v.tif"), "--table", str(tmp_path / "cells.parquet")]) == 0
+    table = pq.read_table(tmp_path / "cells.parquet").to_pandas()
+    assert len(table) == 1 and table["count"][0] == 5 and table["modalities"][0] == "dem,s3,s5p_co"
+    vec = np.asarray(table["embedding"][0])
+    assert np.isfinite(vec).all() and np.abs(vec).sum() > 0
+    with rasterio.open(tmp_path / "embed_map_v.tif") as src:
+        assert (src.height, src.width) == (1, 1)
+        np.testing.assert_allclose(src.read()[:, 0, 0], vec, rtol=1e-6)
+        lon, lat = src.xy(0, 0)
+        assert f"{lon:.2f}_{lat:.2f}" == table["grid_id_coord"][0]
