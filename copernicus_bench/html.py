@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .leaderboard import Leaderboard
@@ -122,11 +123,13 @@ def _summary_html(lb: Leaderboard) -> str:
             continue
         rows = []
         for cid in sorted(s.columns, key=lambda k: s.mean_rank.get(k, float("inf"))):
-            ci = s.iqm_ci.get(cid)
-            iv = s.rank_interval.get(cid)
+            iqm = s.iqm.get(cid)
+            ok = iqm is not None and math.isfinite(iqm)
+            ci = s.iqm_ci.get(cid) if ok else None
+            iv = s.rank_interval.get(cid) if ok else None
             rows.append(f"<tr><td class=task>{html.escape(by_id[cid].label)}</td>"
                         f"<td>{fmt(s.mean_rank.get(cid))}</td><td>{fmt(s.norm_score.get(cid))}</td>"
-                        f"<td>{fmt(s.iqm.get(cid)) if cid in s.iqm else '…'}"
+                        f"<td>{fmt(iqm) if ok else '…'}"
                         f"{f' <span class=ci>[{fmt(ci[0])}, {fmt(ci[1])}]</span>' if ci else ''}</td>"
                         f"<td>{f'{iv[0]}–{iv[1]}' if iv else '…'}</td></tr>")
         parts.append("<table class=summary><thead><tr><th>Column</th><th>Mean rank ↓</th><th>Normalised score ↑</th>"
@@ -141,8 +144,8 @@ def render_html(lb: Leaderboard, chart: str | Path | None = None) -> str:
     """The whole page as one string."""
     from .leaderboard import to_json
 
-    data = to_json(lb)
-    blob = json.dumps(data, default=str).replace("</", "<\\/")
+    data = _finite(to_json(lb))  # NaN is not JSON: the page's JSON.parse would fail on it
+    blob = json.dumps(data, default=str, allow_nan=False).replace("</", "<\\/")
     img = ""
     if chart is not None and Path(chart).is_file():
         b64 = base64.b64encode(Path(chart).read_bytes()).decode()
@@ -187,3 +190,13 @@ def write_html(lb: Leaderboard, path: str | Path, chart: str | Path | None = Non
     tmp.replace(path)
     return path
 
+
+def _finite(obj: Any) -> Any:
+    """The JSON data with every NaN / infinity replaced by None (shown as '…' or 'nan' on the page)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -92,3 +92,24 @@ def test_screenshot(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_embedded_json_is_strict_even_with_nan_aggregates(tmp_path):
+    """One column: its normalised scores are NaN (no range); the page's JSON must still parse in a browser."""
+    import json
+
+    from copernicus_bench.html import render_html
+
+    rs = [with_samples(tmp_path, "random", "t-s1", s, 0.5, n=20, source="random-init", sha=f"{s:064x}")
+          for s in range(2)]
+    for r in rs:
+        r["applicable_tasks"] = ["t-s1"]
+    lb = lbm.build_leaderboard(rs, CARDS[:1], n_boot=50)
+    text = render_html(lb)
+    blob = text.split('<script type="application/json" id="lb-data">', 1)[1].split("</script>", 1)[0]
+
+    def no_constants(name):
+        raise AssertionError(f"{name} in the page's JSON")
+
+    data = json.loads(blob.replace("<\\/", "</"), parse_constant=no_constants)
+    assert data["tasks"][0]["cells"]
