@@ -18,14 +18,11 @@ import yaml
 
 from .errors import CbenchError
 
-CARD_SCHEMA_VERSION = 1
-
 Sensor = Literal["s1", "s2", "s3", "s5p"]
 TaskType = Literal["multiclass", "multilabel", "segmentation", "change_detection", "regression"]
 MetricName = Literal["oa", "map-micro", "miou", "rmse"]
 HeadName = Literal["linear", "upernet"]
 MetaField = Literal["lon", "lat", "time", "area"]
-Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DENSE_TYPES = ("segmentation", "change_detection", "regression")
 #: card fields that change no number, left out of :meth:`TaskCard.digest`.

@@ -150,10 +150,6 @@ class WeightsInfo:
             return f"user:{(self.set_sha256 or self.sha256)[:8]}"
         return self.source
 
-    @property
-    def short(self) -> str:
-        return self.sha256[:8]
-
 
 class TaskEncoder(nn.Module, ABC):
     """A frozen encoder built for one task. Plain ``nn.Module``: ``forward`` takes one date."""

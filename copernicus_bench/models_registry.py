@@ -18,11 +18,6 @@ from .registry import Registry
 MODELS: Registry = Registry("model", group="copernicus_bench.models")
 
 
-def register_model(name: str):
-    """Decorator registering an adapter factory under ``name`` (in-process, e.g. in tests)."""
-    return MODELS.register(name)
-
-
 def list_models() -> list[str]:
     return MODELS.names()
 

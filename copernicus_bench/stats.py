@@ -31,7 +31,6 @@ import numpy as np
 from .per_sample import weighted_metric
 
 DEFAULT_N_BOOT = 1000
-DEFAULT_SEED = 0
 ALPHA = 0.05
 
 

@@ -127,12 +127,6 @@ def find_weights(spec: WeightsSpec, weights_dir: str | os.PathLike) -> Path | No
     return None
 
 
-def missing_message(spec: WeightsSpec, weights_dir: str | os.PathLike, reason: str = "") -> str:
-    why = f" ({reason})" if reason else ""
-    return (f"{spec.model} weights '{spec.primary}' are not in {weights_dir} and could not be downloaded{why}; "
-            f"download {spec.url} and put it in {weights_dir} (or pass --weights-dir)")
-
-
 def _describe(spec: WeightsSpec) -> str:
     size = f"{spec.size}, " if spec.size else ""
     return f"{spec.primary} ({size}from {spec.url})"

@@ -107,18 +107,6 @@ def open_raster(path: str | os.PathLike, no_geo: bool = False) -> RasterInfo:
     return info
 
 
-def read_window(path: Path, win: Window) -> np.ndarray:
-    """(C, size, size) float32 pixels of one window."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.windows import Window as RioWindow
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            return src.read(window=RioWindow(win.col_off, win.row_off, win.size, win.size)).astype(np.float32)
-
-
 def read_windows(path: Path, wins: Sequence[Window]) -> np.ndarray:
     """(N, C, size, size) float32 pixels of several windows (one open file)."""
     import rasterio

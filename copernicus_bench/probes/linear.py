@@ -50,9 +50,4 @@ class LinearProbe(nn.Module):
         return self.linear(self.bn(self.norm(pooled)))
 
 
-def count_linear_flops(embed_dim: int, num_outputs: int) -> int:
-    """Multiply-adds x 2 of one sample through the probe's Linear (norms not counted)."""
-    return 2 * embed_dim * num_outputs
-
-
-__all__ = ["LinearHead", "LinearProbe", "count_linear_flops"]
+__all__ = ["LinearHead", "LinearProbe"]

@@ -417,10 +417,6 @@ class CopernicusFMViT(nn.Module):
         """Same as :meth:`forward_features`."""
         return self.forward_features(x, meta, wavelengths, bandwidths, language_embed, input_mode, kernel_size)
 
-    def num_tokens(self, resolution: int, kernel_size: int) -> int:
-        """Token grid side for a square input (conv stride k, padding 1)."""
-        return (resolution + 2 - kernel_size) // kernel_size + 1
-
 
 # ------------------------------------------------------------------------------------ builders
 def copernicusfm_base(**kwargs) -> CopernicusFMViT:
