@@ -5,10 +5,17 @@ the identity of a job's adapter — built-in or plug-in alike — is hashed into
 (the skip key) and into every feature-cache key. The source hash covers every loaded module in the
 adapter module's own folder (the adapter, and the model code beside it: editing a plug-in's ``forward``
 changes it), so an editable install that is edited in place is caught even though its version is not.
+
+Which files: the adapter's module and every module *of its own folder* that it imports, directly or through
+each other, at top level or inside functions — read from the source (``ast``), not from ``sys.modules``,
+so the hash does not depend on which other modules a process happened to load (a sweep that imported
+SoftCon's module before the random ViT's second job must not give the random ViT a new identity), and an
+edit to an unrelated sibling (``baselines/croma.py``) leaves the random ViT's results standing.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 from functools import cache, lru_cache
@@ -50,13 +57,50 @@ def _resolved(file: str) -> Path:
     return Path(file).resolve()
 
 
-def _loaded_sources(folder: Path) -> list[Path]:
+@lru_cache(maxsize=512)
+def _sibling_imports(file: str, package: str, stamp: tuple[int, int]) -> frozenset[str]:
+    """Files of ``file``'s folder that its source imports (``stamp``: size, mtime; re-parsed when edited)."""
+    path = Path(file)
+    folder = path.parent
+    try:
+        tree = ast.parse(path.read_bytes(), filename=file)
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    names: list[str] = []  # module names relative to the folder ("" = the folder's __init__)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                base = node.module or ""
+            elif node.level == 0 and package and node.module and (node.module + ".").startswith(package + "."):
+                base = node.module[len(package) + 1:]
+            else:
+                continue
+            names.append(base)
+            names.extend(f"{base}.{a.name}".lstrip(".") for a in node.names)  # ``from . import sub``
+        elif isinstance(node, ast.Import) and package:
+            names.extend(a.name[len(package) + 1:] for a in node.names if a.name.startswith(package + "."))
     out = set()
-    for mod in list(sys.modules.values()):
-        f = getattr(mod, "__file__", None)
-        if f and f.endswith(".py") and _resolved(f).parent == folder:
-            out.add(_resolved(f))
-    return sorted(out)
+    for name in names:
+        head = name.split(".")[0]
+        candidate = folder / f"{head}.py" if head else folder / "__init__.py"
+        if candidate.is_file():
+            out.add(str(candidate.resolve()))
+    return frozenset(out)
+
+
+def _loaded_sources(folder: Path, file: Path, module: str) -> list[Path]:
+    """``file`` and the files of ``folder`` it imports, transitively (see the module docstring)."""
+    package = module.rpartition(".")[0] if file.name != "__init__.py" else module
+    seen = {str(file)}
+    todo = [str(file)]
+    while todo:
+        current = Path(todo.pop())
+        st = current.stat()
+        for dep in _sibling_imports(str(current), package, (st.st_size, st.st_mtime_ns)):
+            if dep not in seen and Path(dep).parent == folder:
+                seen.add(dep)
+                todo.append(dep)
+    return sorted(Path(f) for f in seen)
 
 
 def adapter_code_identity(adapter: object) -> dict[str, Any]:
@@ -69,7 +113,7 @@ def adapter_code_identity(adapter: object) -> dict[str, Any]:
     if not file:
         return {"distribution": dist, "version": version, "module": module, "source_sha256": None}
     folder = Path(file).resolve().parent
-    files = _loaded_sources(folder) or [Path(file).resolve()]
+    files = _loaded_sources(folder, _resolved(file), module)
     stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     return {"distribution": dist, "version": version, "module": module,
             "source_sha256": _folder_sources(str(folder), stamp)}
