@@ -368,6 +368,8 @@ def save_head(path: str | Path, head: nn.Module, *, card: TaskCard, model: str, 
     import os
     import tempfile
 
+    from .umask import match_umask
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -379,6 +381,7 @@ def save_head(path: str | Path, head: nn.Module, *, card: TaskCard, model: str, 
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    match_umask(tmp)
     try:
         torch.save(record, tmp)
         os.replace(tmp, path)

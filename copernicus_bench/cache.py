@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import CbenchError
 from .filelock import exclusive_lock
+from .umask import match_umask
 
 CACHE_FORMAT = "1"
 COMPLETE = "COMPLETE"
@@ -177,6 +178,7 @@ class FeatureCache:
             final = self.entry_dir(key)
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}.tmp-"))
+            match_umask(tmp)  # mkdtemp makes 0700: a shared --cache-dir needs the user's umask
             try:
                 writer = ArrayWriter(tmp)
                 build(writer)

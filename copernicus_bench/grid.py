@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CbenchError
+from .umask import match_umask
 
 RES = 0.25
 NCOLS = 1440
@@ -134,6 +135,7 @@ def _atomic(path: Path, suffix: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{suffix}.tmp", dir=path.parent)
     os.close(fd)
+    match_umask(tmp)
     return tmp
 
 

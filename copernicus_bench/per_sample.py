@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .umask import match_umask
+
 if TYPE_CHECKING:
     from .cards import TaskCard
 
@@ -208,6 +210,7 @@ def write_per_sample(result_path: str | os.PathLike, metric: str, arrays: dict[s
     np.savez_compressed(buf, **arrays)
     data = buf.getvalue()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    match_umask(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CbenchError
+from .umask import match_umask
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def write_sample(out: str | os.PathLike, tasks: str | list[str] | None = None, p
     t0 = time.time()
     try:
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.sample-"))
+        match_umask(tmp)
     except OSError as exc:
         raise CbenchError(f"--out {final}: {parent} is not writable ({exc.strerror}); pass a writable folder") \
             from None

@@ -81,6 +81,7 @@ import numpy as np
 from copernicus_bench.cards import SPLITS
 from copernicus_bench.errors import CbenchError
 from copernicus_bench.filelock import exclusive_lock
+from copernicus_bench.umask import match_umask
 
 SAMPLE_VERSION = 1
 MARKER = ".cbench-sample-complete"
@@ -903,6 +904,7 @@ def ensure_builtin_sample() -> Path:
         if _marker_ok(final):
             return final
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+        match_umask(tmp)  # renamed into place: not 0700
         try:
             t0 = time.time()
             generate_sample(tmp)

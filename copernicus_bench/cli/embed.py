@@ -235,6 +235,8 @@ def write_table(rasters: list[Path], path: Path) -> int:
     import numpy as np
     import pandas as pd
 
+    from ..umask import match_umask
+
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -290,6 +292,7 @@ def write_table(rasters: list[Path], path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".parquet.tmp", dir=path.parent)
     os.close(fd)
+    match_umask(tmp)
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, path)
