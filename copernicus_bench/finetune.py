@@ -51,6 +51,7 @@ from .features import (
     rotate_batch,
     rotate_target,
     target_fill,
+    target_mode,
 )
 from .probes.train_utils import probe_loss
 
@@ -197,7 +198,7 @@ def _augment_target(card: TaskCard, target: Tensor, views: Tensor, angles: Tenso
         return target
     t = _flip_each(target, views)
     if angles is not None:
-        t = rotate_target(t, angles, target_fill(card))
+        t = rotate_target(t, angles, target_fill(card), target_mode(card))  # the reference's fill and mode
     return t
 
 
