@@ -27,18 +27,43 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+PROJECT = "copernicus-bench"
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The harness's git commit (None outside a checkout), with ``-dirty`` when files are modified."""
-    here = Path(__file__).resolve().parent
+    """This project's git commit, with ``-dirty`` when tracked files are modified; None unless the package's
+    source folder is part of a checkout of copernicus-bench itself (a wheel installed inside a user's own
+    repository gets None, not the user's commit; its version is in ``versions``)."""
+    return project_commit(Path(__file__).resolve().parent)
+
+
+def project_commit(package_dir: Path) -> str | None:
+    """The commit of the git checkout holding ``package_dir``, if that checkout's ``pyproject.toml`` names
+    this project and the folder is its ``copernicus_bench`` package; else None."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=package_dir, capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        top = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if package_dir.resolve() != top / "copernicus_bench" or not _names_project(top / "pyproject.toml"):
+            return None
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("-dirty" if dirty else "")
+
+
+def _names_project(pyproject: Path) -> bool:
+    import tomllib
+
+    try:
+        name = tomllib.loads(pyproject.read_text()).get("project", {}).get("name", "")
+    except (OSError, ValueError):
+        return False
+    return str(name).replace("_", "-").lower() == PROJECT
 
 
 def resolve_device(requested: str | None) -> torch.device:
