@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,25 +155,26 @@ class FeatureCache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
 
-    def get_or_build(self, key: str, parts: dict[str, Any],
-                     build: Callable[[ArrayWriter], None]) -> tuple[dict[str, np.ndarray], bool]:
-        """Return ``(arrays, hit)``; on a miss ``build(writer)`` fills a new entry, which is then published."""
-        found = self.load(key)
+    def get_or_build(self, key: str, parts: dict[str, Any], build: Callable[[ArrayWriter], None],
+                     refresh: bool = False) -> tuple[dict[str, np.ndarray], bool]:
+        """Return ``(arrays, hit)``; on a miss ``build(writer)`` fills a new entry, which is then published.
+        ``refresh`` (``--refresh-cache``): build and replace the entry even when a valid one exists."""
+        found = None if refresh else self.load(key)
         if found is not None:
             return found, True
         try:
             (self.root / key[:2]).mkdir(parents=True, exist_ok=True)
-            return self._build_locked(key, parts, build)
+            return self._build_locked(key, parts, build, refresh)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
                              errno.EEXIST):
                 raise cache_write_error(self.root, exc) from exc
             raise
 
-    def _build_locked(self, key: str, parts: dict[str, Any],
-                      build: Callable[[ArrayWriter], None]) -> tuple[dict[str, np.ndarray], bool]:
+    def _build_locked(self, key: str, parts: dict[str, Any], build: Callable[[ArrayWriter], None],
+                      refresh: bool = False) -> tuple[dict[str, np.ndarray], bool]:
         with exclusive_lock(self.root / key[:2] / f"{key}.lock"):
-            found = self.load(key)  # another process may have built it while we waited
+            found = None if refresh else self.load(key)  # another process may have built it while we waited
             if found is not None:
                 return found, True
             final = self.entry_dir(key)
@@ -190,8 +192,9 @@ class FeatureCache:
                     meta[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "bytes": size,
                                   "blake2b": _digest(path), "edges_blake2b": _edge_digest(path, size)}
                 writer.arrays.clear()
-                (tmp / "entry.json").write_text(json.dumps({"key": key, "parts": parts, "arrays": meta},
-                                                           indent=1, default=str))
+                created = datetime.now(UTC).isoformat(timespec="seconds")
+                (tmp / "entry.json").write_text(json.dumps({"key": key, "parts": parts, "arrays": meta,
+                                                            "created": created}, indent=1, default=str))
                 (tmp / COMPLETE).write_text("ok\n")
                 if final.exists():
                     shutil.rmtree(final)

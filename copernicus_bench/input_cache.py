@@ -111,7 +111,8 @@ class InputCacheDataset(Dataset):
 
 def cached_inputs(cache_root: str | os.PathLike, card: TaskCard, pipeline: InputPipeline, split: str,
                   dataset: Dataset, split_sums: dict[str, str], limit: int | None, dtype: str = "float16",
-                  batch_size: int = 16, num_workers: int = 0) -> tuple[InputCacheDataset, bool]:
+                  batch_size: int = 16, num_workers: int = 0,
+                  refresh: bool = False) -> tuple[InputCacheDataset, bool]:
     """The split's pipeline-applied inputs from ``<cache_root>/inputs`` (decoded once on a miss): (dataset, hit)."""
     if dtype not in ("float16", "float32"):
         raise ValueError(f"input cache dtype must be float16 or float32, not {dtype!r}")
@@ -119,5 +120,5 @@ def cached_inputs(cache_root: str | os.PathLike, card: TaskCard, pipeline: Input
     parts = input_cache_parts(card, pipeline, split, dataset, split_sums, limit, dtype)
     key = cache_key(parts)
     _, hit = store.get_or_build(key, parts, lambda w: _fill(w, card, pipeline, dataset, dtype, batch_size,
-                                                           num_workers))
+                                                           num_workers), refresh=refresh)
     return InputCacheDataset(store.entry_dir(key), len(dataset)), hit

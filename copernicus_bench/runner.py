@@ -57,6 +57,7 @@ __all__ = ["FEATURES_VERSION", "PROTOCOLS", "SMOKE_EPOCHS", "SMOKE_LIMIT", "TIER
 TIERS = ("full", "smoke")
 PROTOCOLS = ("cached", "paper", "knn", "finetune")  # knn, finetune: protocols.py
 CACHE_DTYPES = ("float16", "float32")
+CACHE_MODES = ("use", "refresh", "off")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class RunSpec:
     #: ``torch.compile`` the probe head (recorded in the config, not the identity: same maths)
     compile_head: bool = False
     cache_dtype: str = "float16"
+    #: feature cache use (not part of the identity: same numbers): ``use`` (read, build when missing),
+    #: ``refresh`` (``--refresh-cache``: rebuild every entry the job needs) or ``off`` (``--no-cache``: features
+    #: in a private temporary folder removed after the job; the cache folder is neither read nor written)
+    cache_mode: str = "use"
     model_args: tuple[tuple[str, str], ...] = ()
     overwrite: bool = False
     #: a user's task card file (``--task-card``; its folder is the data root) instead of a built-in task
@@ -101,7 +106,8 @@ class RunSpec:
     def validate(self) -> RunSpec:
         """Every option checked once (one line naming the option and the fix); returns ``self``."""
         for option, value, allowed in (("--tier", self.tier, TIERS), ("--protocol", self.protocol, PROTOCOLS),
-                                       ("--cache-dtype", self.cache_dtype, CACHE_DTYPES)):
+                                       ("--cache-dtype", self.cache_dtype, CACHE_DTYPES),
+                                       ("cache_mode", self.cache_mode, CACHE_MODES)):
             if value not in allowed:
                 raise CbenchError(f"{option} {value!r} is unknown; use one of {', '.join(allowed)}")
         for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),

@@ -7,6 +7,7 @@ every epoch. ``--protocol paper`` re-encodes the reference's augmentation every 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from typing import Any
 
@@ -31,7 +32,7 @@ def feature_sources(job: Job, encoder: TaskEncoder, splits: Splits,
     spec, card = job.spec, job.card
     if spec.protocol == "paper":
         return _on_the_fly(job, encoder, splits, "paper"), {"mode": "paper-protocol (re-encoded every epoch)"}, 0.0
-    if card.is_dense and all_cached(job, encoder, splits):  # every entry present: no sizing pass
+    if card.is_dense and spec.cache_mode == "use" and all_cached(job, encoder, splits):  # no sizing pass
         return _cached(job, encoder, splits, None, progress)
     itemsize = 4 if spec.cache_dtype == "float32" else 2
     estimate = estimate_bytes(job, encoder, splits.datasets) // 2 * itemsize
@@ -63,13 +64,14 @@ def _input_cached(job: Job, splits: Splits):
 
     spec = job.spec
     total = sum(input_bytes(job.card, job.pipeline, len(ds), spec.cache_dtype) for ds in splits.datasets.values())
-    if total > getattr(spec, "input_cache_gb", 64.0) * 2**30:  # --input-cache-budget (0: off)
-        return splits, job.pipeline, "decoded from the files every epoch"
+    if spec.cache_mode == "off" or total > getattr(spec, "input_cache_gb", 64.0) * 2**30:  # --no-cache, or
+        return splits, job.pipeline, "decoded from the files every epoch"  # over --input-cache-budget (0: off)
     datasets, hits = {}, {}
     for split, ds in splits.datasets.items():
         datasets[split], hits[split] = cached_inputs(
             paths.cache_dir(spec.cache_dir), job.card, job.pipeline, split, ds, splits.per_split[split], job.limit,
-            spec.cache_dtype, batch_size=min(job.batch_size, 32), num_workers=spec.num_workers)
+            spec.cache_dtype, batch_size=min(job.batch_size, 32), num_workers=spec.num_workers,
+            refresh=spec.cache_mode == "refresh")
     return replace(splits, datasets=datasets), identity_pipeline(job.pipeline), f"input cache ({spec.cache_dtype}, hits {hits})"
 
 
@@ -104,8 +106,11 @@ def _cached(job: Job, encoder: TaskEncoder, splits: Splits, estimate: int,
             progress: bool) -> tuple[dict[str, Any], dict[str, Any], float]:
     spec, card = job.spec, job.card
     encode_bs = min(job.batch_size, 32)
-    cache = FeatureCache(paths.cache_dir(spec.cache_dir))
+    scratch = tempfile.TemporaryDirectory(prefix="cbench-no-cache-") if spec.cache_mode == "off" else None
+    cache = FeatureCache(scratch.name if scratch else paths.cache_dir(spec.cache_dir))
     sources, info, seconds = {}, {"mode": "cached flip views", "estimated_bytes": estimate, "hits": {}}, 0.0
+    if spec.cache_mode != "use":
+        info["cache"] = {"refresh": "rebuilt (--refresh-cache)", "off": "not used (--no-cache)"}[spec.cache_mode]
     for split, ds in splits.datasets.items():
         views = NUM_VIEWS if split == "train" else 1
         parts = cache_parts(job, encoder.weights.sha256, split, ds, views, splits.per_split[split])
@@ -117,13 +122,17 @@ def _cached(job: Job, encoder: TaskEncoder, splits: Splits, estimate: int,
                        progress=lambda n: bar.update(n * views), dtype=spec.cache_dtype)
 
         try:
-            arrays, hit = cache.get_or_build(cache_key(parts), parts, build)
+            arrays, hit = cache.get_or_build(cache_key(parts), parts, build, refresh=spec.cache_mode == "refresh")
         except NonFiniteError as exc:  # NaN/inf features: name the split being encoded
+            if scratch:
+                scratch.cleanup()
             raise exc.at(split=split) from None
         bar.close()
         seconds += time.perf_counter() - t0
         info["hits"][split] = hit
         sources[split] = CachedSource(arrays, card, job.device, paper_size=paper_target_size(job))
+    if scratch:  # --no-cache: the arrays stay memory-mapped after their files are unlinked (POSIX)
+        scratch.cleanup()
     return sources, info, seconds
 
 
