@@ -73,7 +73,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-args", type=_model_args, default=(), metavar="K=V,...",
                    help="keyword arguments for the model factory, e.g. config=tiny,random_init=true")
     p.add_argument("--out", default="results", help="results folder (default ./results)")
-    p.add_argument("--overwrite", action="store_true", help="redo results that already exist")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo results that already exist (reads cached features unless --refresh-cache)")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--refresh-cache", action="store_true",
+                       help="recompute the features of every job that runs, replacing their cache entries")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the feature cache (features kept in a temporary folder "
+                            "for the job)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs, which are done, and a rough time and disk estimate; run nothing")
 
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                   weights_dir=args.weights_dir, cache_dir=args.cache_dir, out_dir=args.out, device=args.device,
                   batch_size=args.batch_size, epochs=args.epochs, limit=args.limit, num_workers=args.num_workers,
                   cache_budget_gb=args.cache_budget, cache_dtype=args.cache_dtype, model_args=args.model_args, overwrite=args.overwrite,
+                  cache_mode="off" if args.no_cache else "refresh" if args.refresh_cache else "use",
                   task_card=str(Path(args.task_card).resolve()) if args.task_card else None, save_head=args.save_head)
     if args.save_head and len(args.model) * len(args.seeds) != 1:
         raise CbenchError("--save-head: stores one head; give one --model and one --seeds value")
