@@ -184,3 +184,22 @@ def test_result_identity_separates_protocols_and_fractions(builtin_sample, tmp_p
     assert run_cli(*common, "--protocol", "knn", "--train-fraction", "0.5", "--out", str(tmp_path)) == 0
     names = sorted(p.name for p in tmp_path.glob("*.json"))
     assert len(names) == 3 and len({json.loads((tmp_path / n).read_text())["override_hash"] for n in names}) == 2
+
+
+def test_leaderboard_draws_the_score_vs_fraction_chart_only_when_fractions_exist(builtin_sample, tmp_path):
+    common = ("--model", "random", "--task", "eurosat-s2", *SMOKE, "--model-args", TINY, "--limit", "40")
+    assert run_cli(*common, "--out", str(tmp_path / "plain")) == 0
+    assert main(["leaderboard", "--results", str(tmp_path / "plain"), "--out", str(tmp_path / "lb0")]) == 0
+    assert not (tmp_path / "lb0" / "fractions.png").exists()
+    assert run_cli(*common, "--train-fraction", "0.5,1.0", "--out", str(tmp_path / "plain")) == 0
+    assert main(["leaderboard", "--results", str(tmp_path / "plain"), "--out", str(tmp_path / "lb")]) == 0
+    assert (tmp_path / "lb" / "fractions.png").stat().st_size > 1000
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "lb" / "fractions.csv")))
+    assert sorted(float(r["train_fraction"]) for r in rows) == [0.5, 1.0]
+    assert {r["task"] for r in rows} == {"eurosat-s2"} and len({r["series"] for r in rows}) == 1
+    from copernicus_bench.leaderboard import leaderboard_from_dir
+
+    cols = [c for c in leaderboard_from_dir(tmp_path / "plain").columns if c.kind == "measured"]
+    assert len(cols) == 2 and len({c.label for c in cols}) == 2  # the fraction is its own marked column
