@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["progress_plugin"]  # tests/progress_plugin.py: progress from the start
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cbench_folders(tmp_path_factory):
