@@ -111,7 +111,7 @@ def train_subset(job, splits, train_source) -> TrainSubset | None:
 
 def run_probe(job, encoder, sources, splits, progress: bool):
     """Stage 7 for every protocol: ``(ProbeResult, seconds encoding on the fly, config additions)``."""
-    from .progress_bar import progress_bar
+    from .progress_bar import epoch_callback, progress_bar
     from .runner import run_probe as frozen_probe
 
     spec, card = job.spec, job.card
@@ -134,7 +134,7 @@ def run_probe(job, encoder, sources, splits, progress: bool):
         result, trained = finetune.finetune(card, encoder, head, job.pipeline, splits.datasets, model=spec.model,
                                             epochs=job.epochs, batch_size=job.batch_size, lr=lr, seed=spec.seed,
                                             device=job.device, options=options, num_workers=spec.num_workers,
-                                            on_epoch=lambda e, r: bar.update(1))
+                                            on_epoch=epoch_callback(bar, card.metric))
         bar.close()
         from .encoder import state_dict_sha256
 

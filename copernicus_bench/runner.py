@@ -44,7 +44,7 @@ from .job import (
     result_key,
 )
 from .probing import ProbeResult
-from .progress_bar import progress_bar
+from .progress_bar import epoch_callback, progress_bar
 from .record import Timings, build_record
 from .result_extras import attach_extras, start_read_timer
 from .results import write_result
@@ -213,7 +213,7 @@ def run_probe(job: Job, encoder: TaskEncoder, sources: dict[str, Any], progress:
     bar = progress_bar(job.epochs, f"{job.spec.model}/{job.card.slug} probe", progress, unit="epoch")
     result = train_probe(job.card, head, sources["train"], sources["val"], sources["test"], epochs=job.epochs,
                          batch_size=job.batch_size, lr=job.card.probe.lr, seed=job.spec.seed, device=job.device,
-                         on_epoch=lambda e, r: bar.update(1),
+                         on_epoch=epoch_callback(bar, job.card.metric),
                          head_options=HeadOptions(precision=job.spec.head_precision, compile=job.spec.compile_head))
     bar.close()
     if job.spec.save_head:  # the best-validation head (train_probe leaves it loaded)
