@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 LinearHead = Literal["ln-bn-linear", "linear"]
@@ -38,6 +37,9 @@ class LinearProbe(nn.Module):
             self.bn = nn.Identity()
         self.linear = nn.Linear(embed_dim, num_outputs)  # default init: weight and bias U(±1/√D)
         if head == "ln-bn-linear":
+            # imported here: timm costs ~3 s of import that a run of only skipped jobs never needs
+            from timm.layers import trunc_normal_
+
             trunc_normal_(self.linear.weight, std=0.01)  # timm's, as the reference (cut at ±2 absolute)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
