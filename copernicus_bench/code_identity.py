@@ -31,9 +31,24 @@ def _packages_distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
+def _named_like(top: str) -> tuple[str, str] | None:
+    """The distribution named like the top-level package (``copernicus_bench`` → ``copernicus-bench``), if it
+    ships that package: one metadata lookup instead of the full scan of every installed distribution."""
+    try:
+        dist = metadata.distribution(top)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    shipped = (dist.read_text("top_level.txt") or "").split()
+    if top not in shipped and not any(f.parts and f.parts[0] in (top, f"{top}.py") for f in dist.files or ()):
+        return None
+    return dist.metadata["Name"], dist.version
+
+
 @lru_cache(maxsize=256)
 def _distribution(module: str) -> tuple[str, str]:
     top = module.split(".")[0]
+    if (found := _named_like(top)) is not None:
+        return found
     names = _packages_distributions().get(top, [])
     for name in names:
         try:

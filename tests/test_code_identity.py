@@ -77,3 +77,20 @@ def test_builtin_random_vit_is_stable_across_imports_of_other_baselines():
 
     assert adapter_code(create_model("random", seed=0)) == before
     assert before["module"] == "copernicus_bench.baselines.random_vit" and len(before["source_sha256"]) == 64
+
+
+def test_distribution_found_without_scanning_every_installed_one(monkeypatch):
+    from importlib import metadata
+
+    from copernicus_bench import code_identity as ci
+
+    expected = metadata.packages_distributions()["copernicus_bench"][0], metadata.version("copernicus-bench")
+    ci._distribution.cache_clear()
+    monkeypatch.setattr(ci, "_packages_distributions", lambda: (_ for _ in ()).throw(AssertionError("full scan")))
+    try:
+        assert ci._distribution("copernicus_bench.baselines.random_vit") == expected
+    finally:
+        ci._distribution.cache_clear()
+    monkeypatch.undo()
+    assert ci._distribution("yaml") == ("PyYAML", metadata.version("PyYAML"))  # named unlike its package: scan
+    assert ci._distribution("h13b_no_such_module") == ("unknown", "unknown")
