@@ -308,7 +308,8 @@ def load_card(path: str | Path) -> TaskCard:
     """Read and validate one card file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's safe loader when built in: the same data, ~7x faster (15 cards per sweep or re-run)
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise CbenchError(f"task card {path}: cannot be read ({exc}); fix the YAML") from exc
     card = card_from_dict(data, str(path))
