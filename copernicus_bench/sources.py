@@ -32,11 +32,14 @@ def feature_sources(job: Job, encoder: TaskEncoder, splits: Splits,
     spec, card = job.spec, job.card
     if spec.protocol == "paper":
         return _on_the_fly(job, encoder, splits, "paper"), {"mode": "paper-protocol (re-encoded every epoch)"}, 0.0
-    if card.is_dense and spec.cache_mode == "use" and all_cached(job, encoder, splits):  # no sizing pass
-        return _cached(job, encoder, splits, None, progress)
+    budget = int(spec.cache_budget_gb * 2**30)
+    if card.is_dense and spec.cache_mode == "use":
+        present = cached_bytes(job, encoder, splits)  # complete entries: sized from disk, no sizing pass
+        if present is not None and present <= budget:
+            return _cached(job, encoder, splits, present, progress)
     itemsize = 4 if spec.cache_dtype == "float32" else 2
     estimate = estimate_bytes(job, encoder, splits.datasets) // 2 * itemsize
-    if card.is_dense and estimate > int(spec.cache_budget_gb * 2**30):
+    if card.is_dense and estimate > budget:
         fly_splits, fly_pipeline, inputs = _input_cached(job, splits)
         return (_on_the_fly(job, encoder, fly_splits, "flips", fly_pipeline),
                 {"mode": "on-the-fly flip views (over --cache-budget)", "estimated_bytes": estimate,
@@ -44,15 +47,19 @@ def feature_sources(job: Job, encoder: TaskEncoder, splits: Splits,
     return _cached(job, encoder, splits, estimate, progress)
 
 
-def all_cached(job: Job, encoder: TaskEncoder, splits: Splits) -> bool:
-    """Whether every split's feature entry is already complete (checked without reading arrays)."""
+def cached_bytes(job: Job, encoder: TaskEncoder, splits: Splits) -> int | None:
+    """Bytes on disk of the job's feature entries when every split's entry is complete (checked without
+    reading arrays), else None."""
     cache = FeatureCache(paths.cache_dir(job.spec.cache_dir))
+    total = 0
     for split, ds in splits.datasets.items():
         views = NUM_VIEWS if split == "train" else 1
-        key = cache_key(cache_parts(job, encoder.weights.sha256, split, ds, views, splits.per_split[split]))
-        if not (cache.entry_dir(key) / "COMPLETE").is_file():
-            return False
-    return True
+        entry = cache.entry_dir(cache_key(cache_parts(job, encoder.weights.sha256, split, ds, views,
+                                                      splits.per_split[split])))
+        if not (entry / "COMPLETE").is_file():
+            return None
+        total += sum(f.stat().st_size for f in entry.glob("*.npy"))
+    return total
 
 
 def _input_cached(job: Job, splits: Splits):
