@@ -299,7 +299,7 @@ def run_pretraining(shards: str, out: str | os.PathLike, cfg: PretrainConfig, *,
         print(f"cbench pretrain: resuming from {ckpt_path}", file=sys.stderr)
     loader = make_loader(shards, cfg.batch_size, module.modalities, seed=cfg.seed, num_workers=num_workers,
                          transform={"area_mode": cfg.area_mode, "s3_band_fix": cfg.s3_band_fix})
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
 
     last = out / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(str(last))
