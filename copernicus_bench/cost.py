@@ -78,6 +78,26 @@ def head_flops_per_step(card: TaskCard, head: nn.Module, batch: Any) -> int:
     return flops_of(step)
 
 
+def head_flops_per_batch(card: TaskCard, head: nn.Module, batch: Any, batch_size: int) -> int:
+    """Head FLOPs of one training step at ``batch_size``, counted on two samples of ``batch`` and scaled:
+    every op FlopCounterMode counts (convolutions, matmuls) is linear in the batch, so this is exact, and
+    a dense head's 16-image step is not run in full just to be counted (BatchNorm needs two samples)."""
+    import dataclasses
+
+    n = min(2, batch.target.shape[0])
+    small = dataclasses.replace(batch, **{f.name: _first(getattr(batch, f.name), n)
+                                          for f in dataclasses.fields(batch)})
+    return head_flops_per_step(card, head, small) * batch_size // n
+
+
+def _first(value: Any, n: int) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value[:n]
+    if isinstance(value, list):
+        return [_first(v, n) for v in value]
+    return value
+
+
 class ReadTimer:
     """Adds up the time the job's datasets spend in ``__getitem__`` (reading and the loader's own steps).
 
@@ -153,7 +173,8 @@ def measure_cost(job: Any, encoder: TaskEncoder, splits: Any, sources: dict[str,
                 torch.cuda.synchronize(device)
             enc_s = time.perf_counter() - t0
         batch = next(iter(sources["test"].eval_batches(job.batch_size)))
-        _MEASURED[memo_key] = (enc_flops, head_flops_per_step(card, head, batch), len(items) / enc_s)
+        _MEASURED[memo_key] = (enc_flops, head_flops_per_batch(card, head, batch, job.batch_size),
+                               len(items) / enc_s)
     enc_flops, head_flops, images_per_s = _MEASURED[memo_key]
     return cost_record(encoder_params=count_parameters(encoder), head_params=count_parameters(head),
                        encoder_flops=enc_flops, head_flops=head_flops, images_per_s=images_per_s,

@@ -5,8 +5,10 @@ cache → probe → result file → leaderboard) in minutes on a CPU, not to mea
 generated sample and the numbers mean nothing about the models. A model runs with its released weights
 when they are already in the weights folder; otherwise with random weights (``random_init=True`` for
 factories that accept it; a plug-in factory that does not is run as is) and its column says
-"(random init)". Nothing is downloaded. Tier ``smoke``, seed 0, and only the first ``DEMO_LIMIT`` samples
-of each split (stamped ``[limit=4]`` in the columns) so that all models finish in minutes on a CPU.
+"(random init)"; with random weights a model whose factory takes ``config`` runs its tiny architecture
+(``config=tiny``: the same code at depth 2, width 64 — a ViT-B's size would only cost time). Nothing is
+downloaded. Tier ``smoke``, seed 0, and only the first ``DEMO_LIMIT`` samples of each split (stamped
+``[limit=2]`` in the columns) so that all models finish in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .runner import RunOutcome, RunSpec
 
-DEMO_LIMIT = 4  # samples per split: enough to run every step (BatchNorm needs > 1), small enough for minutes
+DEMO_LIMIT = 2  # samples per split: the fewest that run every step (BatchNorm needs > 1); dense heads cost ∝ it
 DEMO_EPOCHS = 1  # one probe epoch runs every step (train, validate, select, test); a second one means nothing
 DEMO_N_BOOT = 0  # no bootstrap CIs: 4 test samples make them meaningless, and they cost half a minute
 BANNER = ("DEMO on a GENERATED SAMPLE of all 15 tasks: the numbers below mean nothing about the models; "
@@ -70,14 +72,28 @@ def plan_model(name: str, weights_dir: str, cards: list) -> DemoPlan:
         return DemoPlan(name, "as is", (), [], note=f"cannot be created: {exc}")
     status = adapter.weights_status().lower()
     tasks = [c.slug for c in cards if adapter.applicability(c) is None]
+    factory = MODELS.get(name)
+    tiny = ((("config", "tiny"),) if _names_param(factory, "config") else ())
     if "random" in status:  # the model is random by design (e.g. `random`, or a plug-in like the example)
-        return DemoPlan(name, "as is", (), tasks, note=adapter.weights_status())
+        return DemoPlan(name, "as is", tiny, tasks, note=adapter.weights_status() + _tiny_note(tiny))
     if "present" in status and "missing" not in status:
         return DemoPlan(name, "released", (), tasks, note=adapter.weights_status())
-    if _accepts(MODELS.get(name), "random_init"):
-        return DemoPlan(name, "random-init", (("random_init", "true"),), tasks,
-                        note="weights not in the weights folder: random init")
+    if _accepts(factory, "random_init"):
+        return DemoPlan(name, "random-init", (("random_init", "true"), *tiny), tasks,
+                        note="weights not in the weights folder: random init" + _tiny_note(tiny))
     return DemoPlan(name, "as is", (), tasks, note=adapter.weights_status())
+
+
+def _names_param(factory: object, name: str) -> bool:
+    """The factory has a parameter ``name`` of its own (not only ``**kwargs``)."""
+    try:
+        return name in inspect.signature(factory).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _tiny_note(tiny: tuple) -> str:
+    return ", tiny architecture (config=tiny: random weights, so a ViT-B's size would only cost time)" if tiny else ""
 
 
 def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress: bool = True,
@@ -89,7 +105,6 @@ def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress
     from .leaderboard import build_leaderboard, markdown_table, summary_markdown, write_leaderboard
     from .models_registry import list_models
     from .results import ensure_writable, load_results
-    from .runner import RunSpec
     from .tasks import list_cards
     from .tasks.sample import ensure_builtin_sample
 
@@ -107,20 +122,11 @@ def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress
     unknown = [m for m in models if m not in known]
     if unknown:
         raise CbenchError(f"--models: unknown model(s) {unknown}; installed: {', '.join(known)}")
-    cards = list_cards()
-    weights_dir = str(paths.weights_dir())
-    plans = [plan_model(m, weights_dir, cards) for m in models]
-    specs: list[RunSpec] = []
-    for p in plans:
-        say(f"cbench demo: {p.model}: {len(p.tasks)} task(s), weights {p.weights} ({p.note})")
-        specs += [RunSpec(model=p.model, task=t, seed=0, tier="smoke", sample=True, out_dir=str(results_dir),
-                          weights_dir=weights_dir, cache_dir=cache_dir, model_args=p.model_args, limit=limit,
-                          epochs=epochs)
-                  for t in p.tasks]
+    plans, specs = demo_specs(models, results_dir, cache_dir=cache_dir, limit=limit, epochs=epochs, say=say)
     report = DemoReport(out=out, results_dir=results_dir, leaderboard_dir=lb_dir, plans=plans)
     report.outcomes = _launch_with_eta(specs, launcher, progress, progress_mode, say)
 
-    lb = build_leaderboard(load_results(ensure_writable(results_dir)), cards, n_boot=DEMO_N_BOOT)
+    lb = build_leaderboard(load_results(ensure_writable(results_dir)), list_cards(), n_boot=DEMO_N_BOOT)
     write_leaderboard(lb, lb_dir)
     report.seconds = time.perf_counter() - t0
     if progress:
@@ -136,14 +142,40 @@ def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress
     return report
 
 
+def demo_specs(models: list[str], results_dir: str | Path, cache_dir: str | None = None,
+               limit: int | None = DEMO_LIMIT, epochs: int | None = DEMO_EPOCHS,
+               say=lambda msg: None) -> tuple[list[DemoPlan], list[RunSpec]]:
+    """The demo's plan per model and its jobs (tier smoke, seed 0, on the built-in sample)."""
+    from . import paths
+    from .runner import RunSpec
+    from .tasks import list_cards
+
+    cards = list_cards()
+    weights_dir = str(paths.weights_dir())
+    plans = [plan_model(m, weights_dir, cards) for m in models]
+    specs: list[RunSpec] = []
+    for p in plans:
+        say(f"cbench demo: {p.model}: {len(p.tasks)} task(s), weights {p.weights} ({p.note})")
+        specs += [RunSpec(model=p.model, task=t, seed=0, tier="smoke", sample=True, out_dir=str(results_dir),
+                          weights_dir=weights_dir, cache_dir=cache_dir, model_args=p.model_args, limit=limit,
+                          epochs=epochs)
+                  for t in p.tasks]
+    return plans, specs
+
+
 def job_estimates(specs: list[RunSpec]) -> list[float]:
-    """Rough seconds per job (:func:`copernicus_bench.progress.estimate_seconds`)."""
-    from .progress import estimate_seconds
+    """Seconds per job: measured per-job CPU seconds at the demo's settings (``progress.DEMO_CPU_SECONDS``),
+    else the rough :func:`copernicus_bench.progress.estimate_seconds`."""
+    from .progress import DEMO_CPU_SECONDS, estimate_seconds
     from .tasks import get_card
 
     out = []
     for s in specs:
         card = get_card(s.task)
+        kind = "dense" if card.is_dense else "classification"
+        if s.tier == "smoke" and s.limit == DEMO_LIMIT and s.epochs == DEMO_EPOCHS:  # measured at these
+            out.append(DEMO_CPU_SECONDS[kind])
+            continue
         out.append(estimate_seconds("dense" if card.is_dense else "classification", s.tier, s.limit, s.epochs,
                                     num_dates=card.num_dates))
     return out

@@ -248,7 +248,8 @@ def train_probe(card: TaskCard, head: nn.Module, train_source, val_source, test_
             paper_val, paper_epoch = val["paper"], epoch
             paper_state = best_state if best_epoch == epoch else copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
-    val = evaluate(card, run, val_source.eval_batches(batch_size))
+    if best_epoch != epochs - 1:  # else the last epoch's validation already scored this very state
+        val = evaluate(card, run, val_source.eval_batches(batch_size))
     recorder = PerSampleRecorder.for_card(card)
     try:
         test = evaluate(card, run, test_source.eval_batches(batch_size), recorder)

@@ -24,6 +24,11 @@ MODES = ("bar", "lines", "json", "quiet")
 #: the 76 finished jobs of one ``cbench demo`` run on the development machine (2 CPU cores, heavily shared:
 #: 34 classification jobs 5.6 s, 42 dense 14.1 s). Only for the plan and the ETA, which corrects itself.
 SMOKE_SECONDS = {"classification": 5.6, "dense": 14.1}
+#: CPU seconds of one ``cbench demo`` job (tier smoke, ``demo.DEMO_LIMIT`` samples per split, 1 epoch,
+#: random-weight models at ``config=tiny``): the mean ``time.process_time`` per job of all demo jobs, measured
+#: by ``benchmarks/demo_jobs.py`` with one thread (106 jobs of 8 models: 46 classification 0.15 s, 60 dense
+#: 4.85 s; 298 s in all). The demo's plan sums these.
+DEMO_CPU_SECONDS = {"classification": 0.15, "dense": 4.85}
 #: Full-tier jobs: an order-of-magnitude guess per training sample and epoch (not measured: no full run on
 #: this project's machines); the ETA replaces it with what finished jobs took.
 FULL_SECONDS_PER_SAMPLE = {"classification": 0.05, "dense": 0.5}

@@ -89,7 +89,7 @@ def test_demo_writes_results_and_a_leaderboard_that_says_it_is_a_sample(monkeypa
     readme = (out / "leaderboard" / "README.md").read_text()
     head = readme.split("| Task |")[0]
     assert "GENERATED SAMPLE" in head and "mean nothing" in head
-    assert "tiny-demo (random init)†§ [limit=4]" in readme
+    assert "tiny-demo (random init)†§ [epochs=1,limit=2]" in readme
     assert (out / "leaderboard" / "scores.png").stat().st_size > 0
 
 
