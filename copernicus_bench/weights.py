@@ -22,6 +22,7 @@ import torch
 
 from .encoder import WeightsInfo
 from .errors import CbenchError, WeightsNotFoundError
+from .umask import match_umask
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.[A-Za-z]+$")
 _sha_cache: dict[tuple[str, int, int], str] = {}
@@ -100,6 +101,7 @@ def _remember(store: Path, text_key: str, digest: str) -> None:
         data = _read_sha_store(store)
         data[text_key] = digest
         fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=".file-sha256.", suffix=".tmp")
+        match_umask(tmp)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=0, sort_keys=True)
         os.replace(tmp, store)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CbenchError
+from .umask import match_umask
 
 #: tags looked up (in this order) for an acquisition time when no ``--time`` is given
 TIME_TAGS = ("ACQUISITION_DATE", "DATETIME", "TIFFTAG_DATETIME", "time", "date", "datetime")
@@ -207,6 +208,7 @@ def write_geotiff(path: str | os.PathLike, array: np.ndarray, crs: Any, transfor
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.tmp", dir=path.parent)
     os.close(fd)
+    match_umask(tmp)  # mkstemp makes 0600
     profile: dict[str, Any] = {"driver": "GTiff", "count": array.shape[0], "height": array.shape[1],
                                "width": array.shape[2], "dtype": str(array.dtype), "crs": crs,
                                "transform": transform, "compress": "deflate"}

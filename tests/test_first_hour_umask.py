@@ -74,3 +74,13 @@ def test_match_umask_on_a_folder_and_a_missing_path(tmp_path, user_umask):
     umask_mod.match_umask(d)
     assert _mode(d) == 0o777 & ~user_umask
     umask_mod.match_umask(tmp_path / "missing")  # best effort: no error
+
+
+def test_geotiff_outputs_get_the_users_umask(tmp_path, user_umask):
+    from rasterio.transform import from_origin
+
+    from copernicus_bench.windows import write_geotiff
+
+    path = tmp_path / "e.tif"
+    write_geotiff(path, np.zeros((2, 3, 3), dtype=np.float32), "EPSG:4326", from_origin(0, 3, 1, 1))
+    assert _mode(path) == 0o666 & ~user_umask
