@@ -93,7 +93,7 @@ def _names_param(factory: object, name: str) -> bool:
 
 
 def _tiny_note(tiny: tuple) -> str:
-    return ", tiny architecture (config=tiny: random weights, so a ViT-B's size would only cost time)" if tiny else ""
+    return ", tiny architecture (config=tiny: with random weights a ViT-B only costs time)" if tiny else ""
 
 
 def run_demo(out: str | Path = "demo", models: list[str] | None = None, progress: bool = True,
