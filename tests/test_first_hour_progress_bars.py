@@ -29,6 +29,6 @@ def test_a_job_shows_image_counts_while_encoding_and_epochs_with_metrics_while_t
                    model_args=(("config", "tiny"),), out_dir=str(tmp_path / "o"), cache_dir=str(tmp_path / "c"))
     assert run_one(spec, progress=True).status == "done"
     err = capsys.readouterr().err
-    assert "random/eurosat-s1 encode train" in err and "16/16" in err and "img" in err  # 4 samples x 4 views
+    assert "random/eurosat-s1 encode train" in err and "/16 [" in err and "img/s" in err  # 4 samples x 4 views
     assert "random/eurosat-s1 probe" in err and "2/2" in err and "epoch" in err
     assert "loss=" in err and "val oa=" in err
