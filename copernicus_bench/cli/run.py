@@ -36,6 +36,18 @@ def _positive(value: str) -> int:
     return n
 
 
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--num-workers {value!r}: use an integer >= 0 or 'auto'") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--num-workers {value!r}: use an integer >= 0 or 'auto'")
+    return n
+
+
 def _model_args(value: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in _csv(value):
@@ -63,7 +75,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive, help="override the card's epochs (stamped in the result)")
     p.add_argument("--batch-size", type=_positive, help="override the card's batch size (stamped in the result)")
     p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for reading and encoding")
+    p.add_argument("--num-workers", type=_workers, default="auto",
+                   help="DataLoader workers for reading and encoding: N, or auto (default: one per free core, "
+                        "max 8; 0 under 256 samples)")
+    p.add_argument("--input-cache-budget", type=float, default=64.0, metavar="GB",
+                   help="dense tasks over --cache-budget: keep decoded inputs on disk up to this size (0: off)")
+    p.add_argument("--head-precision", choices=("fp32", "bf16"), default="fp32",
+                   help="probe head precision: fp32 (default, paper-compatible) or bf16 autocast (own results)")
+    p.add_argument("--compile-head", action="store_true", help="run the probe head through torch.compile")
     p.add_argument("--cache-dir", help="feature cache (default ~/.cache/copernicus-bench/features, $CBENCH_CACHE_DIR)")
     p.add_argument("--cache-budget", type=float, default=8.0, metavar="GB",
                    help="largest dense feature cache per job in GB; above it maps are encoded on the fly")
@@ -143,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     common = dict(tier=args.tier, protocol=args.protocol, data_root=args.data_root, sample=args.sample,
                   weights_dir=args.weights_dir, cache_dir=args.cache_dir, out_dir=args.out, device=args.device,
                   batch_size=args.batch_size, epochs=args.epochs, limit=args.limit, num_workers=args.num_workers,
+                  input_cache_gb=args.input_cache_budget, head_precision=args.head_precision,
+                  compile_head=args.compile_head,
                   cache_budget_gb=args.cache_budget, cache_dtype=args.cache_dtype, model_args=args.model_args, overwrite=args.overwrite,
                   cache_mode="off" if args.no_cache else "refresh" if args.refresh_cache else "use",
                   task_card=str(Path(args.task_card).resolve()) if args.task_card else None, save_head=args.save_head)
