@@ -365,10 +365,8 @@ def save_head(path: str | Path, head: nn.Module, *, card: TaskCard, model: str, 
               metric: dict[str, Any] | None = None) -> Path:
     """Store a trained probe with everything ``cbench predict`` needs to rebuild its encoder (atomic)."""
     import json
-    import os
-    import tempfile
 
-    from .umask import match_umask
+    from .atomic import atomic_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,15 +377,8 @@ def save_head(path: str | Path, head: nn.Module, *, card: TaskCard, model: str, 
         "seed": int(seed), "tier": tier, "head_kind": head_kind, "embed_dim": int(embed_dim),
         "metric": json.dumps(metric or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    match_umask(tmp)
-    try:
+    with atomic_file(path) as tmp:
         torch.save(record, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import CbenchError
-from .umask import match_umask
 
 RES = 0.25
 NCOLS = 1440
@@ -131,14 +130,6 @@ class CellMeans:
 
 
 # ----------------------------------------------------------------------------------------------- writers
-def _atomic(path: Path, suffix: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{suffix}.tmp", dir=path.parent)
-    os.close(fd)
-    match_umask(tmp)
-    return tmp
-
-
 def write_grid_geotiff(path: str | os.PathLike, means: CellMeans, full_globe: bool = False,
                        tags: dict[str, Any] | None = None) -> tuple[int, int]:
     """Write the cell means as torchgeo's ``CopernicusEmbed`` GeoTIFF (atomically, tile by tile); returns
@@ -160,22 +151,16 @@ def write_grid_geotiff(path: str | os.PathLike, means: CellMeans, full_globe: bo
     by_tile: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for r, c in means.cells():
         by_tile.setdefault(((r - row0) // block, (c - col0) // block), []).append((r, c))
-    tmp = _atomic(path, ".tif")
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for ti in range(0, height, block):
-                for tj in range(0, width, block):
-                    h, w = min(block, height - ti), min(block, width - tj)
-                    tile = np.zeros((dim, h, w), dtype=np.float32)
-                    for r, c in by_tile.get((ti // block, tj // block), ()):
-                        tile[:, r - row0 - ti, c - col0 - tj] = means.mean((r, c))
-                    dst.write(tile, window=Window(tj, ti, w, h))
-            if tags:
-                dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path, suffix=".tif.tmp") as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        for ti in range(0, height, block):
+            for tj in range(0, width, block):
+                h, w = min(block, height - ti), min(block, width - tj)
+                tile = np.zeros((dim, h, w), dtype=np.float32)
+                for r, c in by_tile.get((ti // block, tj // block), ()):
+                    tile[:, r - row0 - ti, c - col0 - tj] = means.mean((r, c))
+                dst.write(tile, window=Window(tj, ti, w, h))
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
     return height, width
 
 
@@ -196,13 +181,8 @@ def write_grid_table(path: str | os.PathLike, means: CellMeans, model: str) -> i
         "col": [c for _, c in cells], "lon": lon, "lat": lat, "count": [means.count(k) for k in cells],
         "modalities": [",".join(sorted(means.counts[k])) for k in cells], "model": [model] * len(cells),
         "embedding": [means.mean(k).astype(np.float32) for k in cells]})
-    tmp = _atomic(path, ".parquet")
-    try:
+    with atomic_file(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return len(cells)
 
 

@@ -22,7 +22,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .umask import match_umask
+from .atomic import atomic_file
 
 if TYPE_CHECKING:
     from .cards import TaskCard
@@ -209,17 +208,10 @@ def write_per_sample(result_path: str | os.PathLike, metric: str, arrays: dict[s
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     data = buf.getvalue()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    match_umask(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     return {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "format": FORMAT, "metric": metric,
             "n": num_samples(arrays), "arrays": sorted(arrays), "bytes": len(data)}
 

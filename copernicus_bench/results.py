@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .atomic import atomic_file
 from .errors import CbenchError
-from .umask import match_umask
 
 SCHEMA_V1 = "copernicus-bench/result/v1"
 SCHEMA = "copernicus-bench/result/v2"
@@ -353,18 +353,11 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
         os.replace(path, aside)
         warnings.warn(f"{path} was a folder, not a result file; moved it to {aside} and wrote the result",
                       stacklevel=2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    match_umask(tmp)  # mkstemp makes 0600; a result file gets the permissions of any other file
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

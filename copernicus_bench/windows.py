@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import CbenchError
-from .umask import match_umask
 
 #: tags looked up (in this order) for an acquisition time when no ``--time`` is given
 TIME_TAGS = ("ACQUISITION_DATE", "DATETIME", "TIFFTAG_DATETIME", "time", "date", "datetime")
@@ -205,10 +204,6 @@ def write_geotiff(path: str | os.PathLike, array: np.ndarray, crs: Any, transfor
     from rasterio.errors import NotGeoreferencedWarning
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tif.tmp", dir=path.parent)
-    os.close(fd)
-    match_umask(tmp)  # mkstemp makes 0600
     profile: dict[str, Any] = {"driver": "GTiff", "count": array.shape[0], "height": array.shape[1],
                                "width": array.shape[2], "dtype": str(array.dtype), "crs": crs,
                                "transform": transform, "compress": "deflate"}
@@ -216,18 +211,13 @@ def write_geotiff(path: str | os.PathLike, array: np.ndarray, crs: Any, transfor
         profile["interleave"] = "pixel" if array.shape[0] > 16 else "band"
     if nodata is not None:
         profile["nodata"] = nodata
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(array)
-                if tags:
-                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
-                if descriptions:
-                    for i, d in enumerate(descriptions, start=1):
-                        dst.set_band_description(i, d)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path, suffix=".tif.tmp") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            if descriptions:
+                for i, d in enumerate(descriptions, start=1):
+                    dst.set_band_description(i, d)
     return path

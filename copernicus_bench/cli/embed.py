@@ -229,13 +229,11 @@ def write_table(rasters: list[Path], path: Path) -> int:
     """One row per window of every embedding raster: file, row, col, window bounds (raster CRS), lon/lat of
     the centre, time, embedding. GeoParquet (WGS84 polygons) when every raster is georeferenced."""
     import json
-    import os
-    import tempfile
 
     import numpy as np
     import pandas as pd
 
-    from ..umask import match_umask
+    from ..atomic import atomic_file
 
     try:
         import pyarrow as pa
@@ -289,14 +287,6 @@ def write_table(rasters: list[Path], path: Path) -> int:
         geo = {"version": "1.0.0", "primary_column": "geometry",
                "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"]}}}  # CRS: OGC:CRS84
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".parquet.tmp", dir=path.parent)
-    os.close(fd)
-    match_umask(tmp)
-    try:
+    with atomic_file(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return len(df)
