@@ -62,8 +62,7 @@ def test_page_is_self_contained(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', text)
 
 
-@pytest.mark.slow  # ~40 s: six Chromium starts on 2 cores
-@needs_browser
+@needs_browser  # ~40 s (six Chromium starts on 2 cores), not marked slow: CI must run the page test
 def test_sort_and_filter_change_the_rows_in_chromium(tmp_path):
     lb, page = _page(tmp_path)
     base = _rows(_dump(page, ""))
@@ -83,7 +82,6 @@ def test_sort_and_filter_change_the_rows_in_chromium(tmp_path):
     assert 'class="ci">[' in dom and 'class="rank">r' in dom and "seed" in dom
 
 
-@pytest.mark.slow
 @needs_browser
 def test_screenshot(tmp_path):
     _, page = _page(tmp_path)
