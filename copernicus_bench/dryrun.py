@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import IO
 
 from .errors import CbenchError
 
@@ -44,8 +45,9 @@ def feature_bytes(card, tier: str, limit: int | None, resolution: int) -> int:
     return 2 * per * images
 
 
-def dry_run(specs: list, stream=sys.stderr) -> int:
-    """Print the plan; returns 0."""
+def dry_run(specs: list, stream: IO[str] | None = None) -> int:
+    """Print the plan (to ``stream``, default the current ``sys.stderr``); returns 0."""
+    stream = stream if stream is not None else sys.stderr
     import dataclasses
     import tempfile
 
