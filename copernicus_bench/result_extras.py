@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 def start_read_timer(job: Any, splits: Any) -> ReadTimer:
     """Time the job's dataset reads from here on (in this process only)."""
-    return ReadTimer(splits.datasets.values(), in_process=job.spec.num_workers == 0)
+    from .features import resolve_num_workers
+
+    workers = [resolve_num_workers(job.spec.num_workers, len(ds)) for ds in splits.datasets.values()]
+    return ReadTimer(splits.datasets.values(), in_process=max(workers, default=0) == 0)
 
 
 def attach_extras(record: Any, job: Any, key: Any, encoder: Any, splits: Any, sources: dict[str, Any],

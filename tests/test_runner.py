@@ -39,6 +39,9 @@ def test_smoke_run_writes_a_valid_result_and_a_rerun_skips_it(builtin_sample, tm
     assert "eurosat_s1" in " ".join(result["split_checksums"])
     assert set(result["timings"]) == {"encode_s", "train_s", "total_s"}
     assert result["versions"]["torch"] and "aq-o3-s5p" in result["applicable_tasks"]
+    # the cost split: reads are timed in-process (--num-workers auto is 0 workers for a few samples)
+    cost = result["cost"]
+    assert cost["read_s"] is not None and cost["read_s"] > 0 and cost["encode_s"] >= 0 and cost["train_s"] >= 0
     capsys.readouterr()
     assert run_cli("--model", "random", "--task", "eurosat-s1", "--sample", "--tier", "smoke",
                    "--model-args", TINY, "--out", str(tmp_path)) == 0
