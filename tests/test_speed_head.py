@@ -51,7 +51,9 @@ def test_channels_last_gives_the_same_training_as_the_default_layout():
     assert a.best_epoch == b.best_epoch
     for ha, hb in zip(a.history, b.history):
         assert ha["train_loss"] == pytest.approx(hb["train_loss"], rel=1e-4, abs=1e-5)
-    assert a.test["global"] == pytest.approx(b.test["global"], abs=1e-3)
+    # the layouts sum in other orders (more so with 2 threads): losses agree to 1e-4, while a metric over argmax
+    # decisions can flip a few near-tied pixels (seen: 4.738 vs 4.702), so it is compared at 2 %
+    assert a.test["global"] == pytest.approx(b.test["global"], rel=0.02)
 
 
 def test_bf16_autocast_runs_the_head_in_bf16_and_stays_close():
