@@ -162,12 +162,9 @@ def embed_windows(enc, info, wins, meta, batch_size: int, bar=None):
 
 
 def _progress(total: int, desc: str):
-    import os
+    from ..progress_bar import progress_bar
 
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="win", leave=False, file=sys.stderr,
-                disable=not sys.stderr.isatty() and os.environ.get("CBENCH_PROGRESS") != "1")
+    return progress_bar(total, desc, enabled=True, unit="win")
 
 
 # ----------------------------------------------------------------------------------------------- command
